@@ -1,0 +1,1 @@
+"""Config modules: one file per capability, each exporting ``MODULE`` (see ``base``)."""

@@ -1,0 +1,1 @@
+"""Guest data sources: each one only reads and returns InstanceData; the agent does the writing."""
