@@ -62,3 +62,6 @@ class Module:
     frequency: Frequency
     keys: tuple[str, ...]  # empty: always considered
     handle: Callable[[ModuleContext], None]
+    # JSON-schema subset for the keys this module reads (type, properties, items, enum,
+    # oneOf, required, additionalProperties); `metaboot schema` validates user-data with it.
+    schema: Mapping[str, Any] = field(default_factory=dict)

@@ -24,3 +24,6 @@ class InstanceData:
     ec2_metadata: dict[str, Any] | None = None
     platform: str = "openstack"
     subplatform: str = ""  # e.g. "config-disk (/dev/sr0)", "metadata (http://...)"
+    # Base URL of the metadata service the data came from (None for drives and seeds): where a
+    # generated password is POSTed back (`<service_url>/openstack/latest/password`).
+    service_url: str | None = None
