@@ -226,7 +226,7 @@ class Root:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+        input: bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
         timeout: float | None = None,
