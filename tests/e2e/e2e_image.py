@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from metaboot.guest.image import GUEST_PARTS
+
 log = logging.getLogger("e2e.image")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,9 +61,8 @@ BASE_PACKAGES = (
 )
 CLOUDINIT_PACKAGES = ("cloud-init",)
 
-# The guest runs only these parts of the package (see DESIGN.md: the guest uses the standard
-# library, PyYAML and at most the pure metadata core).
-GUEST_SOURCES = ("metaboot/__init__.py", "metaboot/cli.py", "metaboot/errors.py", "metaboot/guest")
+# What `metaboot image prepare` copies into the image (its source is part of the cache key).
+GUEST_SOURCES = tuple(f"metaboot/{part}" for part in GUEST_PARTS)
 
 # Test instrumentation, not part of metaboot: when the guest shuts down (the agent's or
 # cloud-init's power_state), print each agent's own status and analysis and systemd's timing
@@ -281,7 +282,9 @@ def recipe_cloudinit(root: Path, logfile: Path) -> None:
     _install_report(root)
 
 
-def recipe_metaboot(root: Path, logfile: Path, prepare_args: tuple[str, ...]) -> None:
+def recipe_metaboot(
+    root: Path, logfile: Path, prepare_args: tuple[str, ...], agent_yaml_suffix: str
+) -> None:
     """Our agent, installed by our own preparation command and sealed by our seal command."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     _run(
@@ -289,6 +292,10 @@ def recipe_metaboot(root: Path, logfile: Path, prepare_args: tuple[str, ...]) ->
         logfile,
         env=env,
     )
+    if agent_yaml_suffix:
+        # A deliberately broken image (the agent must still boot it and say what is wrong).
+        with (root / "etc/metaboot/agent.yaml").open("a") as handle:
+            handle.write(agent_yaml_suffix)
     _install_report(root)
     _run([sys.executable, "-m", "metaboot.cli", "image", "seal", str(root)], logfile, env=env)
 
@@ -404,22 +411,24 @@ METABOOT_PREPARE_ARGS = ("--default-user", "debian", "--strip-domain", "novaloca
 
 
 def metaboot_image(
-    prepare_args: tuple[str, ...] = METABOOT_PREPARE_ARGS, variant: str = ""
+    prepare_args: tuple[str, ...] = METABOOT_PREPARE_ARGS,
+    variant: str = "",
+    agent_yaml_suffix: str = "",
 ) -> Image:
     """Debian 12 with the metaboot agent installed by ``metaboot image prepare`` and sealed."""
     sources = [REPO / p for p in GUEST_SOURCES] + [REPO / "pyproject.toml"]
-    key = _digest(_base_key(), prepare_args, inspect.getsource(recipe_metaboot),
+    key = _digest(_base_key(), prepare_args, agent_yaml_suffix, inspect.getsource(recipe_metaboot),
                   REPORT_SCRIPT, REPORT_UNIT, *sources)  # fmt: skip
     name = "metaboot" + (f"-{variant}" if variant else "")
 
     def layer(root: Path, logfile: Path) -> None:
-        recipe_metaboot(root, logfile, prepare_args)
+        recipe_metaboot(root, logfile, prepare_args, agent_yaml_suffix)
 
     return _build_image(name, key, layer, {"agent": "metaboot", "prepare": list(prepare_args)})
 
 
 def main() -> int:
-    """``python tests/e2e/e2e_image.py [cloud-init|metaboot]``: build (or find) and print images."""
+    """``python -m tests.e2e.e2e_image [cloud-init|metaboot]``: build (or find) and print images."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     wanted = sys.argv[1:] or ["cloud-init", "metaboot"]
     for name in wanted:

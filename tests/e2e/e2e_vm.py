@@ -24,12 +24,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e_image import CACHE, Image
+from tests.e2e.e2e_image import CACHE, Image
 
 QEMU = "qemu-system-x86_64"
 SLIRP_NET = "169.254.169.0/24"
@@ -105,6 +106,7 @@ class VmSpec:
     timeout: float = 1200.0
     extra_kernel_args: str = ""
     uuid: str | None = None
+    stop: threading.Event | None = None  # set: kill the VM now (the test session is ending)
 
 
 @dataclass
@@ -216,7 +218,7 @@ def boot(spec: VmSpec) -> BootResult:
         try:
             deadline = started + spec.timeout
             while proc.poll() is None:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or (spec.stop is not None and spec.stop.is_set()):
                     timed_out = True
                     break
                 if _console_fatal(console):
