@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.e2e.e2e_fleet import Fleet, lazy_service
 from tests.e2e.e2e_scenarios import Scenario
 
@@ -42,9 +43,9 @@ def _selected_scenarios(session: pytest.Session) -> list[Scenario]:
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         scenario = callspec.params.get("scenario") if callspec is not None else None
-        if isinstance(scenario, Scenario) and scenario not in found:
-            if not any(m.name == "skip" for m in item.iter_markers()):
-                found.append(scenario)
+        skipped = any(m.name == "skip" for m in item.iter_markers())
+        if isinstance(scenario, Scenario) and scenario not in found and not skipped:
+            found.append(scenario)
     return found
 
 

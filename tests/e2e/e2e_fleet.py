@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tests.e2e.e2e_image import Image, cloudinit_image, metaboot_image
 from tests.e2e.e2e_scenarios import PORT_IP, Scenario, instance_spec
 from tests.e2e.e2e_vm import BootResult, VmSpec, boot

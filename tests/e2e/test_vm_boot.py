@@ -14,6 +14,7 @@ import json
 import re
 
 import pytest
+
 from tests.e2e.e2e_fleet import Fleet
 from tests.e2e.e2e_scenarios import (
     ALL,
