@@ -87,9 +87,10 @@ section "systemd-analyze critical-chain"; systemd-analyze critical-chain 2>&1 | 
 section end
 """
 
+# Stopped before the serial getty, whose hangup of ttyS0 would cut the report short.
 REPORT_UNIT = """[Unit]
 Description=metaboot e2e: report status and boot timing on the console at shutdown
-After=local-fs.target
+After=local-fs.target getty.target serial-getty@ttyS0.service
 
 [Service]
 Type=oneshot
@@ -246,6 +247,11 @@ def recipe_base(root: Path, logfile: Path) -> None:
     _write(root, "/etc/initramfs-tools/conf.d/metaboot-e2e.conf", "MODULES=list\n")
     _write(root, "/etc/initramfs-tools/modules", "virtio_pci\nvirtio_blk\next4\nata_piix\nsr_mod\n")
     _chroot(root, "update-initramfs -u -k all", logfile)
+    # A generated default locale, as distribution cloud images have (Debian's locale-gen takes
+    # no locale argument, so cloud-init's locale module can only select a generated one).
+    _write(root, "/etc/locale.gen", "en_US.UTF-8 UTF-8\n")
+    _write(root, "/etc/default/locale", "LANG=en_US.UTF-8\n")
+    _chroot(root, "locale-gen", logfile)
     _write(root, "/etc/fstab", "/dev/vda / ext4 rw,errors=remount-ro 0 0\n")
     _write(root, "/etc/hostname", "debian\n")
     _write(root, "/etc/hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")

@@ -234,6 +234,16 @@ def boot(spec: VmSpec) -> BootResult:
                 os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the guestfwd commands
     seconds = time.monotonic() - started
     exit_code = None if timed_out else proc.returncode
+    (spec.workdir / "boot.json").write_text(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "exit_code": exit_code,
+                "timed_out": timed_out,
+                "accel": accel,
+            }
+        )
+    )
     raw = spec.workdir / "disk-after.raw"
     subprocess.run(
         ["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(overlay), str(raw)], check=True
@@ -241,7 +251,7 @@ def boot(spec: VmSpec) -> BootResult:
     overlay.unlink()
     return BootResult(
         spec=spec,
-        console=console.read_text(errors="replace") if console.exists() else "",
+        console=clean_console(console.read_text(errors="replace")) if console.exists() else "",
         seconds=seconds,
         exit_code=exit_code,
         timed_out=timed_out,
@@ -249,6 +259,14 @@ def boot(spec: VmSpec) -> BootResult:
         qemu_stderr=stderr_path.read_text(errors="replace"),
         accel=accel,
     )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+
+
+def clean_console(text: str) -> str:
+    """The console as text: no colour codes, no carriage returns (systemd's status spinner)."""
+    return _ANSI.sub("", text)
 
 
 def _console_fatal(console: Path) -> bool:
