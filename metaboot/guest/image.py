@@ -92,7 +92,7 @@ def agent_config(options: PrepareOptions) -> dict[str, Any]:
     if options.preserve_hostname is not None:
         cfg["preserve_hostname"] = options.preserve_hostname
     if options.strip_domains:
-        cfg["strip_domains"] = list(options.strip_domains)
+        cfg["strip_domain"] = list(options.strip_domains)
     if not options.network_config:
         cfg["network"] = {"config": "disabled"}
     if options.default_user:
@@ -224,11 +224,15 @@ def _disable_cloud_init(root: Root) -> list[str]:
     return ["/etc/cloud/cloud-init.disabled"]
 
 
-def prepare(base: str | os.PathLike[str], options: PrepareOptions) -> list[str]:
+def _as_root(base: Root | str | os.PathLike[str]) -> Root:
+    return base if isinstance(base, Root) else Root(base)
+
+
+def prepare(base: Root | str | os.PathLike[str], options: PrepareOptions) -> list[str]:
     """Install the agent into the root at ``base``; returns the guest paths written."""
-    root = Root(base)
+    root = _as_root(base)
     if not root.base.is_dir():
-        raise MetabootError(f"{base}: not a directory (give the image's root filesystem)")
+        raise MetabootError(f"{root.base}: not a directory (give the image's root filesystem)")
     version = _guest_python(root)
     _check_yaml(root, SITE_PACKAGES)
     same_bytecode = options.compile and version == sys.version_info[:2]
@@ -299,15 +303,15 @@ def _homes(root: Root) -> Iterable[str]:
         yield f"/home/{name}"
 
 
-def seal(base: str | os.PathLike[str], *, keep_ssh_host_keys: bool = False) -> list[str]:
+def seal(base: Root | str | os.PathLike[str], *, keep_ssh_host_keys: bool = False) -> list[str]:
     """Return the root at ``base`` to the never-booted state; returns what was removed.
 
     Safe on a live system only when it is about to be shut down and captured: the next boot
     generates a new machine-id and new host keys, and the agent configures it as a new instance.
     """
-    root = Root(base)
+    root = _as_root(base)
     if not root.base.is_dir():
-        raise MetabootError(f"{base}: not a directory (give the image's root filesystem)")
+        raise MetabootError(f"{root.base}: not a directory (give the image's root filesystem)")
     removed: list[str] = []
     for state, keep in STATE_DIRS.items():
         for name in root.listdir(state):

@@ -92,8 +92,10 @@ def test_metaboot_agent_configures_the_vm(
     try:
         check_common(result, scenario, public_key)
         disk = result.disk
-        outcome = json.loads(disk.read_text("/var/lib/metaboot/data/result.json"))
-        assert outcome.get("errors") == [], outcome
+        outcome = json.loads(disk.read_text("/var/lib/metaboot/data/result.json"))["v1"]
+        assert outcome["errors"] == [] and outcome["recoverable_errors"] == [], outcome
+        expected_source = "OpenStack" if scenario.transport == "service" else "ConfigDrive"
+        assert expected_source in str(outcome["datasource"]), outcome
         report = result.report("metaboot status")
         assert report is not None and "exit=0" in report, report
         _check_static_network(network_files(disk))

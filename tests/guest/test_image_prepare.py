@@ -81,7 +81,7 @@ def test_prepare_installs_package_launcher_units_and_config(
         "disable_root": False,
         "ssh_pwauth": True,
         "preserve_hostname": True,
-        "strip_domains": ["novalocal"],
+        "strip_domain": ["novalocal"],
         "network": {"config": "disabled"},
         "system_info": {
             "default_user": {
@@ -354,6 +354,15 @@ def test_seal_never_leaves_the_root(tmp_path: Path) -> None:
     assert (outside / ".bash_history").read_text() == "host history"
     assert (outside / "var/log/metaboot.log").read_text() == "host log"
     assert not (root / "root/.lesshst").is_symlink()  # the link itself went
+
+
+def test_seal_takes_a_root_object(tmp_path: Path) -> None:
+    """``metaboot clean --seal`` hands over the agent's own Root."""
+    from metaboot.guest.system import Root
+
+    root = booted_root(tmp_path)
+    assert "/etc/machine-id" in image.seal(Root(root))
+    assert (root / "etc/machine-id").read_text() == ""
 
 
 def test_seal_refuses_a_missing_root(tmp_path: Path) -> None:
