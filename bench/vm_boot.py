@@ -1,0 +1,241 @@
+"""Boot to configured, in a real VM: cloud-init against the metaboot agent, same image base,
+same VM settings, same instance data, in the same run.
+
+    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N]
+
+Both images are the e2e test images (tests/e2e/e2e_image.py: the same debootstrap base, one
+with Debian's cloud-init, one with our agent installed by ``metaboot image prepare``). Each run
+boots one of each, one at a time, from the same kind of instance (the e2e scenario: chpasswd,
+write_files, a deferred file, runcmd, a static address from network_data.json, power_state), and
+reads what each boot recorded:
+
+- the agent's own account of its time: cloud-init's status.json (what ``cloud-init analyze``
+  and ``cloud-init status`` read: each stage's start and finish) and ``cloud-init analyze show``'s
+  total; metaboot's status record (what ``metaboot analyze`` reads) and its total;
+- systemd's account: each agent unit's start-to-finish in the guest's journal (the same numbers
+  ``systemd-analyze blame`` shows), the moment the agent's last stage finished (boot-to-
+  configured, on the guest's monotonic clock, from kernel start), and ``Startup finished``
+  (``systemd-analyze time``);
+- the wall time QEMU ran, power-off included.
+
+Ratios are cloud-init over metaboot: above 1 means our agent is faster. The target: the agent's
+own time at least 5× below cloud-init's, and the whole boot measurably shorter. The VMs run
+under TCG when KVM cannot run a guest here, which stretches every figure alike; compare ratios,
+not seconds. Timing on a shared machine is noisy: the lead runs this on a quiet one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e.e2e_fleet import Fleet, lazy_service
+from tests.e2e.e2e_scenarios import Scenario
+from tests.e2e.e2e_vm import BootResult
+
+AGENT_UNITS = {
+    "cloud-init": tuple(
+        f"{u}.service" for u in ("cloud-init-local", "cloud-init", "cloud-config", "cloud-final")
+    ),
+    "metaboot": tuple(
+        f"metaboot-{stage}.service" for stage in ("local", "network", "config", "final")
+    ),
+}
+MSG_UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
+MSG_UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+MSG_STARTUP_FINISHED = "b07a249cd024414a82dd00cd181378ff"
+
+
+@dataclass
+class Measure:
+    agent: str
+    own_seconds: float | None = None  # the agent's own stage times, summed
+    own_analyze_total: float | None = None  # as its analyze command prints it
+    units_seconds: float | None = None  # systemd: the agent's units, start to finish, summed
+    configured_at: float | None = None  # systemd: last agent stage finished, since kernel start
+    startup_finished: float | None = None  # systemd-analyze time: kernel + initrd + userspace
+    wall_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+# ---- reading a boot ----------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    """'1min 3.204s' / '812ms' / '2.5s' (systemd's time format) as seconds."""
+    total = 0.0
+    for value, unit in re.findall(r"([\d.]+)\s*(min|ms|us|s|h)", text):
+        total += float(value) * {"h": 3600, "min": 60, "s": 1, "ms": 1e-3, "us": 1e-6}[unit]
+    return total
+
+
+def journal_entries(result: BootResult, workdir: Path) -> list[dict[str, Any]]:
+    text = result.disk.journal(workdir, "-o", "json")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def systemd_figures(measure: Measure, entries: list[dict[str, Any]]) -> None:
+    starting: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    for entry in entries:
+        unit, message_id = entry.get("UNIT"), entry.get("MESSAGE_ID")
+        when = int(entry.get("__MONOTONIC_TIMESTAMP", 0)) / 1e6
+        if message_id == MSG_UNIT_STARTING and unit:
+            starting.setdefault(unit, when)
+        elif message_id == MSG_UNIT_STARTED and unit and entry.get("JOB_RESULT") == "done":
+            finished.setdefault(unit, when)
+        elif message_id == MSG_STARTUP_FINISHED:
+            usec = sum(
+                int(entry.get(k, 0)) for k in ("KERNEL_USEC", "INITRD_USEC", "USERSPACE_USEC")
+            )
+            measure.startup_finished = usec / 1e6
+    units = AGENT_UNITS[measure.agent]
+    missing = [u for u in units if u not in starting or u not in finished]
+    if missing:
+        measure.problems.append(f"journal lacks start/finish of {', '.join(missing)}")
+        return
+    measure.units_seconds = sum(finished[u] - starting[u] for u in units)
+    measure.configured_at = max(finished[u] for u in units)
+
+
+def cloudinit_figures(measure: Measure, result: BootResult) -> None:
+    status = json.loads(result.disk.read_text("/var/lib/cloud/data/status.json"))["v1"]
+    stages = ("init-local", "init", "modules-config", "modules-final")
+    measure.own_seconds = sum(
+        float(status[s]["finished"]) - float(status[s]["start"]) for s in stages
+    )
+    analyze = result.report("cloud-init analyze") or ""
+    totals = [float(x) for x in re.findall(r"Total Time: ([\d.]+) seconds", analyze)]
+    if totals:
+        measure.own_analyze_total = totals[-1]
+
+
+def metaboot_figures(measure: Measure, result: BootResult) -> None:
+    record = json.loads(result.disk.read_text("/var/lib/metaboot/data/status.json"))
+    measure.own_seconds = sum(
+        float(s.get("duration") or 0.0) for s in record.get("stages", {}).values()
+    )
+    analyze = result.report("metaboot analyze") or ""
+    totals = re.findall(r"total: ([\d.]+) s", analyze)
+    if totals:
+        measure.own_analyze_total = float(totals[-1])
+
+
+def measure_boot(result: BootResult, agent: str, workdir: Path) -> Measure:
+    measure = Measure(agent, wall_seconds=result.seconds)
+    if not result.powered_off:
+        measure.problems.append(
+            f"did not power off (exit {result.exit_code}, timeout {result.timed_out})"
+        )
+    try:
+        (cloudinit_figures if agent == "cloud-init" else metaboot_figures)(measure, result)
+    except (OSError, KeyError, ValueError) as err:
+        measure.problems.append(f"no status record: {err}")
+    if measure.startup_finished is None:
+        text = result.report("systemd-analyze") or ""
+        found = re.search(r"=\s*([^\n]+)$", text.splitlines()[0]) if text else None
+        if found:
+            measure.startup_finished = _seconds(found.group(1))
+    try:
+        systemd_figures(measure, journal_entries(result, workdir))
+    except (OSError, ValueError) as err:
+        measure.problems.append(f"journal unreadable: {err}")
+    return measure
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def public_key(directory: Path) -> str:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", str(directory / "id")],
+        check=True,
+    )
+    return (directory / "id.pub").read_text().strip()
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _fmt(value: float | None) -> str:
+    return "      -" if value is None else f"{value:7.2f}"
+
+
+ROWS = (
+    ("agent's own time (its status record)", "own_seconds"),
+    ("agent's own analyze total", "own_analyze_total"),
+    ("systemd: agent units, start to finish", "units_seconds"),
+    ("systemd: configured at (since kernel start)", "configured_at"),
+    ("systemd-analyze: startup finished", "startup_finished"),
+    ("QEMU wall time, power-off included", "wall_seconds"),
+)
+
+
+def report(measures: dict[str, list[Measure]], transport: str, accel: str) -> str:
+    lines = [
+        f"vm_boot: boot to configured, {transport} transport, {accel}, "
+        f"{len(measures['cloud-init'])} run(s) each (medians, seconds)",
+        f"{'':46} {'cloud-init':>10} {'metaboot':>10} {'ratio':>8}",
+    ]
+    for label, attr in ROWS:
+        ci = _median([getattr(m, attr) for m in measures["cloud-init"]])
+        mb = _median([getattr(m, attr) for m in measures["metaboot"]])
+        ratio = f"{ci / mb:7.2f}x" if ci and mb else "       -"
+        lines.append(f"{label:46} {_fmt(ci):>10} {_fmt(mb):>10} {ratio:>8}")
+    ci_own = _median([m.own_seconds for m in measures["cloud-init"]])
+    mb_own = _median([m.own_seconds for m in measures["metaboot"]])
+    if ci_own and mb_own:
+        verdict = "met" if ci_own / mb_own >= 5 else "NOT met"
+        lines.append(f"target (agent's own time >= 5x below cloud-init's): {verdict}")
+    for agent, runs in measures.items():
+        for index, m in enumerate(runs):
+            for problem in m.problems:
+                lines.append(f"  {agent} run {index + 1}: {problem}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transport", choices=("service", "iso", "vfat"), default="service")
+    parser.add_argument("--runs", type=int, default=1, help="boots per agent (default 1)")
+    parser.add_argument("--keep", metavar="DIR", help="keep consoles and journals in DIR")
+    args = parser.parse_args(argv)
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vm-boot-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    key = public_key(base)
+    measures: dict[str, list[Measure]] = {"cloud-init": [], "metaboot": []}
+    accel = "?"
+    with lazy_service(base / "service") as service:
+        fleet = Fleet(base, key, service, parallel=1)
+        try:
+            for run in range(args.runs):
+                # Alternate which agent boots first, so neither always gets the warmer cache.
+                order = ("cloud-init", "metaboot") if run % 2 == 0 else ("metaboot", "cloud-init")
+                for agent in order:
+                    scenario = Scenario(agent, args.transport, f"bench{run}")
+                    result = fleet.result(scenario)
+                    accel = result.accel
+                    measure = measure_boot(result, agent, base / scenario.id)
+                    measures[agent].append(measure)
+                    result.disk.remove()
+                    print(f"# {scenario.id}: {json.dumps(measure.__dict__)}", flush=True)
+        finally:
+            fleet.close()
+    print(report(measures, args.transport, accel))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
