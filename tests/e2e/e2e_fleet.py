@@ -228,6 +228,8 @@ class Fleet:
         for future in self._futures.values():
             future.cancel()
         self._pool.shutdown(wait=True)
+        if os.environ.get("METABOOT_E2E_KEEP"):
+            return  # keep the powered-off disks for a post-mortem
         for future in self._futures.values():
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().disk.remove()

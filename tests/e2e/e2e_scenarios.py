@@ -205,6 +205,9 @@ def check_login_with_key(disk: Disk, public_key: str) -> None:
     assert host_keys, "no SSH host keys: sshd cannot start"
 
 
+AGENT_LOGS = {"cloud-init": "/var/log/cloud-init.log", "metaboot": "/var/log/metaboot.log"}
+
+
 def check_common(result: BootResult, scenario: Scenario, public_key: str) -> None:
     """What both agents must have done, from the console and from the disk."""
     console, disk = result.console, result.disk
@@ -212,8 +215,16 @@ def check_common(result: BootResult, scenario: Scenario, public_key: str) -> Non
         f"{scenario.id}: the guest did not power itself off "
         f"(exit {result.exit_code}, timed out {result.timed_out})\n{console[-4000:]}"
     )
-    # power_state's message, printed by the agent before it powers off.
-    assert f"e2e: {scenario.id} powering off" in console
+    # A clean power-off that power_state asked for: systemd went through poweroff.target, and
+    # the agent recorded the shutdown it scheduled, with the user-data's message.
+    assert "Reached target poweroff.target" in console
+    message = f"e2e: {scenario.id} powering off"
+    agent_log = (
+        disk.read_text(AGENT_LOGS[scenario.agent])
+        if disk.exists(AGENT_LOGS[scenario.agent])
+        else ""
+    )
+    assert message in agent_log or message in console, f"power_state's {message!r} is nowhere"
     # Hostname.
     assert disk.read_text("/etc/hostname").strip() == scenario.hostname
     # runcmd ran, after the hostname was set and the static address was applied (the DHCP
