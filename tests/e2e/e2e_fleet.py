@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -164,6 +165,37 @@ def image_for(scenario: Scenario) -> Image:
     return metaboot_image()
 
 
+class Canary:
+    """A listener on the host's loopback that no VM may reach: it counts who connects."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.5)
+        self.port: int = self._sock.getsockname()[1]
+        self.hits = 0
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="canary", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.hits += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+        self._sock.close()
+
+
 # ---- the pool ----------------------------------------------------------------------------------
 
 
@@ -186,6 +218,7 @@ class Fleet:
         )
         self._futures: dict[Scenario, concurrent.futures.Future[BootResult]] = {}
         self._lock = threading.Lock()
+        self.canary = Canary()
 
     def submit(self, scenario: Scenario) -> concurrent.futures.Future[BootResult]:
         with self._lock:
@@ -202,7 +235,7 @@ class Fleet:
         workdir = self.workdir / scenario.id
         workdir.mkdir(parents=True, exist_ok=True)
         image = image_for(scenario)
-        spec = instance_spec(scenario, self.public_key)
+        spec = instance_spec(scenario, self.public_key, canary_port=self.canary.port)
         spec_file = workdir / "instance.yaml"
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         vm = VmSpec(
@@ -228,6 +261,7 @@ class Fleet:
         for future in self._futures.values():
             future.cancel()
         self._pool.shutdown(wait=True)
+        self.canary.close()
         if os.environ.get("METABOOT_E2E_KEEP"):
             return  # keep the powered-off disks for a post-mortem
         for future in self._futures.values():

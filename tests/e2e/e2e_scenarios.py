@@ -60,8 +60,12 @@ ALL = [Scenario(a, t) for a in AGENTS for t in TRANSPORTS]
 BAD_CONFIG = Scenario("metaboot", "service", "bad-config")
 
 
-def user_data(scenario: Scenario, power_off: bool = True) -> str:
-    """The cloud-config every scenario applies: the same text for both agents."""
+def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | None = None) -> str:
+    """The cloud-config every scenario applies: the same text for both agents.
+
+    ``canary_port``: a port the test listens on at the host's 127.0.0.1. Unrestricted slirp
+    would carry a guest connection to its gateway address there; with ``restrict=on`` it must
+    not, and the guest reports what happened (``e2e-egress: blocked``)."""
     lines = [
         "#cloud-config",
         "chpasswd:",
@@ -82,6 +86,11 @@ def user_data(scenario: Scenario, power_off: bool = True) -> str:
         ' | tr -s " " | cut -d" " -f4 | tr "\\n" " ")" | tee /var/lib/e2e-runcmd'
         " > /dev/ttyS0']",
     ]
+    if canary_port is not None:
+        lines.append(
+            f'  - [bash, -c, \'if timeout 5 bash -c "exec 3<>/dev/tcp/{GATEWAY}/{canary_port}"'
+            ' 2>/dev/null; then r=open; else r=blocked; fi; echo "e2e-egress: $r" > /dev/ttyS0\']'
+        )
     if power_off:
         lines += [
             "power_state:",
@@ -93,7 +102,9 @@ def user_data(scenario: Scenario, power_off: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def instance_spec(scenario: Scenario, public_key: str, power_off: bool = True) -> dict[str, Any]:
+def instance_spec(
+    scenario: Scenario, public_key: str, power_off: bool = True, canary_port: int | None = None
+) -> dict[str, Any]:
     """The instance record (metaboot's spec format), network derived from its port as nova does."""
     return {
         "uuid": scenario.uuid,
@@ -102,7 +113,7 @@ def instance_spec(scenario: Scenario, public_key: str, power_off: bool = True) -
         "project_id": "e2e",
         "keys": [{"name": "e2e", "type": "ssh", "data": public_key}],
         "meta": {"scenario": scenario.id},
-        "user_data": user_data(scenario, power_off),
+        "user_data": user_data(scenario, power_off, canary_port),
         "ports": [
             {
                 "network_id": scenario.network_id,

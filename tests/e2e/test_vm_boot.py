@@ -42,6 +42,12 @@ def _check_static_network(files: dict[str, str]) -> None:
     assert PORT_IP in rendered, f"{PORT_IP} is in no network configuration file: {sorted(files)}"
 
 
+def _check_isolated(fleet: Fleet, console: str) -> None:
+    """The guest could not reach the host through slirp (restrict=on): only the guestfwd."""
+    assert "e2e-egress: blocked" in console, "the guest's egress probe did not report"
+    assert fleet.canary.hits == 0, "a guest reached the host's loopback through slirp"
+
+
 def _check_service_was_used(fleet: Fleet, scenario: Scenario) -> None:
     """The guest read its metadata through our proxy, identified by its own network."""
     log = fleet.workdir / scenario.id / "proxy-access.log"
@@ -56,6 +62,7 @@ def test_cloud_init_configures_the_vm(scenario: Scenario, fleet: Fleet, public_k
     result = fleet.result(scenario)
     try:
         check_common(result, scenario, public_key)
+        _check_isolated(fleet, result.console)
         disk, console = result.disk, result.console
         source = CLOUDINIT_SOURCE[scenario.transport]
         # cloud-init's own verdict, on the disk and on the console.
@@ -91,6 +98,7 @@ def test_metaboot_agent_configures_the_vm(
     result = fleet.result(scenario)
     try:
         check_common(result, scenario, public_key)
+        _check_isolated(fleet, result.console)
         disk = result.disk
         outcome = json.loads(disk.read_text("/var/lib/metaboot/data/result.json"))["v1"]
         assert outcome["errors"] == [] and outcome["recoverable_errors"] == [], outcome
