@@ -10,7 +10,8 @@ Order of checks for every request, and why:
 5. the document: a ready response from the entry (the hot path), the password endpoint, dynamic
    vendor data, or a tree lookup that fills the entry for next time.
 
-Only the password endpoint and a first read of dynamic vendor data wait on I/O; every other answer is built synchronously from memory.
+Only the password endpoint and a first read of dynamic vendor data wait on I/O; every other
+answer is built synchronously from memory.
 """
 
 from __future__ import annotations
@@ -182,9 +183,10 @@ class MetadataApp:
             held = entry.vendor_tree
             if held is None or held[0] <= self.clock():
                 return self._dynamic_vendor_data(request, entry)
-            tree = held[1]
-            doc = tree.lookup(path)
-            return NOT_FOUND if doc is None else document_response(doc, doc.render(self.random_bytes))
+            doc = held[1].lookup(path)
+            if doc is None:
+                return NOT_FOUND
+            return document_response(doc, doc.render(self.random_bytes))
         doc = tree.lookup(path)
         if doc is None:
             return NOT_FOUND

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from metaboot.errors import NotFoundError
 from metaboot.metadata.instance import Instance
@@ -26,20 +26,24 @@ from metaboot.service.http import Response, normalise_address
 from metaboot.service.identify import ByAddress, ByNetwork, ByRouter, BySignature, Query
 
 log = logging.getLogger("metaboot.service.cache")
+K = TypeVar("K")
 
 
 class Closeable(Protocol):
     def close(self) -> None: ...
 
 
+Instances = list[Instance]
+
+
 class InstanceSource(Protocol):
     """What the cache needs from the registry (``metaboot.registry.Registry`` provides it)."""
 
-    def list(self) -> list[Instance]: ...
+    def list(self) -> Instances: ...
 
     def get(self, uuid: str) -> Instance | None: ...
 
-    def routers(self) -> dict[str, list[str]]: ...
+    def routers(self) -> Mapping[str, Sequence[str]]: ...
 
     def watch(self, callback: Callable[[str | None], None]) -> Closeable: ...
 
@@ -165,7 +169,9 @@ class InstanceCache:
         routers = await self._read(self.source.routers)
         self._apply_all(instances, routers)
 
-    def _apply_all(self, instances: Iterable[Instance], routers: dict[str, list[str]]) -> None:
+    def _apply_all(
+        self, instances: Iterable[Instance], routers: Mapping[str, Sequence[str]]
+    ) -> None:
         self.entries = {}
         self.by_ip = {}
         self.by_network = {}
@@ -188,12 +194,8 @@ class InstanceCache:
 
     def _unindex(self, instance: Instance) -> None:
         for network_id, ip in _addresses(instance):
-            for index, key in ((self.by_ip, ip), (self.by_network, (network_id, ip))):
-                uuids = index.get(key)  # type: ignore[call-overload]
-                if uuids and instance.uuid in uuids:
-                    uuids.remove(instance.uuid)
-                    if not uuids:
-                        del index[key]  # type: ignore[arg-type]
+            _discard(self.by_ip, ip, instance.uuid)
+            _discard(self.by_network, (network_id, ip), instance.uuid)
 
     def build(self, instance: Instance, dynamic: dict[str, Any]) -> DocumentTree:
         return build_tree(instance, self._settings(), dynamic)
@@ -238,3 +240,10 @@ class InstanceCache:
 def _addresses(instance: Instance) -> list[tuple[str, str]]:
     return [(net, normalise_address(ip)) for net, ip in instance.addresses()]
 
+
+def _discard(index: dict[K, list[str]], key: K, uuid: str) -> None:
+    uuids = index.get(key)
+    if uuids and uuid in uuids:
+        uuids.remove(uuid)
+        if not uuids:
+            del index[key]

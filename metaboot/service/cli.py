@@ -121,7 +121,9 @@ def main(command: str, argv: list[str]) -> int:
         try:
             token = Path(args.admin_token_file).read_text(encoding="utf-8").strip()
         except OSError as err:
-            raise ConfigError(f"--admin-token-file: {err.strerror}: {args.admin_token_file}")
+            raise ConfigError(
+                f"--admin-token-file: {err.strerror}: {args.admin_token_file}"
+            ) from err
         if not token:
             raise ConfigError(f"--admin-token-file: {args.admin_token_file} is empty")
         changes["admin_token"] = token

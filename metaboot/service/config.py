@@ -107,14 +107,14 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 def _check_shape(data: Mapping[str, Any], source: str) -> None:
     for section, body in data.items():
         if section not in _SCHEMA:
-            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(_SCHEMA)})")
+            known = ", ".join(_SCHEMA)
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         for key, value in body.items():
             if key not in _SCHEMA[section]:
                 raise ConfigError(
-                    f"{source}: unknown key {section}.{key} "
-                    f"(known: {', '.join(_SCHEMA[section])})"
+                    f"{source}: unknown key {section}.{key} (known: {', '.join(_SCHEMA[section])})"
                 )
             expected = _SCHEMA[section][key]
             if isinstance(value, bool) and expected is not bool:

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from functools import partial
 from urllib.parse import unquote
 
 import httptools
@@ -266,9 +267,12 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")
-        if length is not None and length.isdigit():
-            if int(length) > self._server.limits.max_body_bytes:
-                raise _Bad(413, "request body too large")
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self._server.limits.max_body_bytes
+        ):
+            raise _Bad(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -334,9 +338,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._busy = True
                 self.deadline = math.inf
                 task = server.loop.create_task(_settle(result))
-                task.add_done_callback(
-                    lambda t, r=request, k=keep_alive, h=http10: self._settled(t, r, k, h)
-                )
+                task.add_done_callback(partial(self._settled, request, keep_alive, http10))
                 return
         if self._paused_reading and len(self._queue) < server.limits.max_pipelined // 2:
             self._paused_reading = False
@@ -346,7 +348,7 @@ class HttpProtocol(asyncio.Protocol):
             self.deadline = server.loop.time() + server.limits.keepalive_timeout
 
     def _settled(
-        self, task: asyncio.Task[Response], request: Request, keep_alive: bool, http10: bool
+        self, request: Request, keep_alive: bool, http10: bool, task: asyncio.Task[Response]
     ) -> None:
         self._busy = False
         if self._closing:
@@ -385,7 +387,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport and not self._closing:
             response = error(status, message)
             self.transport.write(
-                response.head + self._server.clock.date_line + b"Connection: close\r\n\r\n"
+                response.head
+                + self._server.clock.date_line
+                + b"Connection: close\r\n\r\n"
                 + response.body
             )
         self._close()

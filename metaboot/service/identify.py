@@ -135,8 +135,9 @@ class Identifier:
         headers = request.headers
         if not self.is_trusted(request.peer):
             return Refusal(
-                403, "X-Neutron-Network-ID and X-Neutron-Router-ID are accepted from trusted "
-                "proxies only"
+                403,
+                "X-Neutron-Network-ID and X-Neutron-Router-ID are accepted from trusted "
+                "proxies only",
             )
         if NETWORK in headers and ROUTER in headers:
             return Refusal(400, "both X-Neutron-Network-ID and X-Neutron-Router-ID given")
@@ -170,7 +171,9 @@ class Identifier:
                 return Refusal(400, "X-Forwarded-For does not hold an IP address")
             return ByAddress(ip)
         if forwarded is not None or FORWARDED in request.headers:
-            return Refusal(403, "X-Forwarded-For and Forwarded are accepted from trusted proxies only")
+            return Refusal(
+                403, "X-Forwarded-For and Forwarded are accepted from trusted proxies only"
+            )
         assert peer.address is not None
         return ByAddress(peer.address)
 

@@ -33,7 +33,7 @@ from metaboot.registry import Registry
 from metaboot.service.app import MetadataApp
 from metaboot.service.cache import InstanceCache
 from metaboot.service.config import Endpoint, ServiceConfig, parse_listen
-from metaboot.service.http import HttpServer, Limits, Request, Response, error
+from metaboot.service.http import HttpServer, Limits, Request, Response
 from metaboot.service.identify import Identifier
 from metaboot.service.ratelimit import RateLimiter
 from metaboot.service.tokens import TokenAuthority

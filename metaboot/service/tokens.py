@@ -74,4 +74,4 @@ class TokenAuthority:
             return False
         if not hmac.compare_digest(mac, self._mac(head, instance_id)):
             return False
-        return expiry > self._clock()
+        return bool(expiry > self._clock())

@@ -148,9 +148,7 @@ class DynamicVendorData:
         body = json.dumps(request_body(instance)).encode("utf-8")
         loop = asyncio.get_running_loop()
         calls = [
-            loop.run_in_executor(
-                self._pool, self._one, target, body, instance.uuid
-            )
+            loop.run_in_executor(self._pool, self._one, target, body, instance.uuid)
             for target in self.targets
         ]
         answers = await asyncio.gather(*calls)
@@ -175,4 +173,3 @@ class DynamicVendorData:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
