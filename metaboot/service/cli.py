@@ -107,6 +107,7 @@ def main(command: str, argv: list[str]) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = load_config(args.config)
     changes: dict[str, object] = {}
     if args.listen:

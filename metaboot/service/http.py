@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from functools import partial
+from typing import cast
 from urllib.parse import unquote
 
 import httptools
@@ -195,9 +196,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- connection events --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
+        peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.peer = Peer(normalise_address(str(peer[0])), int(peer[1]))
         self._server.connections.add(self)
