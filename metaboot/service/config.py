@@ -46,7 +46,8 @@ class ServiceConfig:
     direct: bool = True  # identify plain TCP clients by their source address
     shared_secret: bytes = field(default=b"", repr=False)  # signed mode is on iff non-empty
     # vendor data
-    static_vendor_data: Mapping[str, Any] | None = None  # None: StaticJSON provider off
+    # The StaticJSON provider's document ({} as nova has with no file); None turns it off
+    static_vendor_data: Mapping[str, Any] | None = field(default_factory=dict)
     dynamic_targets: tuple[DynamicTarget, ...] = ()
     vendor_connect_timeout: float = 5.0
     vendor_read_timeout: float = 5.0
@@ -87,6 +88,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "vendor_data": {
         "static_file": str,
+        "static_enabled": bool,
         "dynamic_targets": list,
         "connect_timeout": (int, float),
         "read_timeout": (int, float),
@@ -262,6 +264,10 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
         if not isinstance(static, dict):
             raise ConfigError(f"{where}: must hold a JSON object")
         changes["static_vendor_data"] = static
+    if vendor.get("static_enabled") is False:
+        if "static_file" in vendor:
+            raise ConfigError(f"{source}: vendor_data.static_file given with static_enabled = false")
+        changes["static_vendor_data"] = None
     if "dynamic_targets" in vendor:
         targets = [
             parse_target(t, f"{source}: vendor_data.dynamic_targets[{i}]")
