@@ -31,7 +31,8 @@ log = logging.getLogger("metaboot.service.vendordata")
 
 
 def request_body(instance: Instance) -> dict[str, Any]:
-    """The fields nova's DynamicJSON provider sends (``user-data`` base64, as nova stores it)."""
+    """The fields nova's DynamicJSON provider sends (``user-data`` base64, as nova stores it;
+    ``hostname`` bare, without the DHCP domain)."""
     user_data = instance.user_data
     return {
         "project-id": instance.project_id,
@@ -40,7 +41,8 @@ def request_body(instance: Instance) -> dict[str, Any]:
         "user-data": base64.b64encode(user_data).decode("ascii") if user_data else None,
         "hostname": instance.hostname,
         "metadata": dict(instance.meta),
-        "boot-roles": getattr(instance, "boot_roles", None),
+        # nova keeps the roles as one comma-joined string in system_metadata
+        "boot-roles": ",".join(instance.boot_roles),
     }
 
 
