@@ -74,6 +74,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def sqlite_registry(sqlite_url: str) -> Iterator[Registry]:
+    """For tests of the HTTP layer, where the database does not matter."""
+    reg = Registry.open(sqlite_url)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture
 def registry(db_url: str) -> Iterator[Registry]:
     """The admin's handle on the registry (the service opens its own, as another process would)."""
     reg = Registry.open(db_url)
