@@ -35,7 +35,7 @@ class Target:
         target = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 target.bodies.append(json.loads(self.rfile.read(length)))
                 target.headers.append(dict(self.headers))
