@@ -266,7 +266,9 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
         changes["static_vendor_data"] = static
     if vendor.get("static_enabled") is False:
         if "static_file" in vendor:
-            raise ConfigError(f"{source}: vendor_data.static_file given with static_enabled = false")
+            raise ConfigError(
+                f"{source}: vendor_data.static_file given with static_enabled = false"
+            )
         changes["static_vendor_data"] = None
     if "dynamic_targets" in vendor:
         targets = [
