@@ -204,7 +204,8 @@ http {{
             return proc, url
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"nginx failed: {proc.stderr.read() if proc.stderr else ''}")
+                err = proc.stderr.read() if proc.stderr else ""
+                raise SystemExit(f"nginx failed: {err}") from None
             time.sleep(0.05)
     proc.kill()
     raise SystemExit("nginx did not start")
