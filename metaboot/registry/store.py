@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from metaboot.errors import ConfigError, ConflictError, MetabootError, NotFoundError
-from metaboot.metadata.instance import Instance, instance_to_spec, parse_spec
+from metaboot.metadata.instance import PASSWORD_LIMIT, Instance, instance_to_spec, parse_spec
 from metaboot.registry import migrate, notify
 from metaboot.registry.paths import sqlalchemy_url
 from metaboot.registry.schema import addresses, changes, instances, routers
@@ -48,7 +48,7 @@ from metaboot.registry.schema import addresses, changes, instances, routers
 log = logging.getLogger(__name__)
 
 # Nova keeps the guest's password in four 255-character chunks: 1020 bytes at most.
-PASSWORD_MAX_BYTES = 1020
+PASSWORD_MAX_BYTES = PASSWORD_LIMIT
 # How many change rows SQLite writers keep for watchers in other processes.
 _CHANGES_KEPT = 1000
 # Stored specs were validated when written; reading them back must not apply today's limit.

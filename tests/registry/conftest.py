@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from registry_db import db_url, pg_database
 
 from metaboot.registry import Registry
+from tests.registry.registry_db import db_url, pg_database
 
 __all__ = ["db_url", "pg_database", "registry"]
 

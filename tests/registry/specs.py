@@ -15,14 +15,18 @@ def spec(
     ports: list[tuple[str, str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A small valid spec; ``ports`` is a list of (network_id, ip)."""
+    """A small valid spec; ``ports`` is a list of (network_id, ip), one port each."""
     data: dict[str, Any] = {
         "uuid": uuid or str(uuidlib.uuid4()),
         "name": name,
         "hostname": name,
         "project_id": "p-1",
         "ports": [
-            {"network_id": net, "mac": f"fa:16:3e:00:00:{i:02x}", "fixed_ips": [ip]}
+            {
+                "network_id": net,
+                "mac": f"fa:16:3e:00:00:{i:02x}",
+                "fixed_ips": [ip if "/" in ip else ip + ("/64" if ":" in ip else "/24")],
+            }
             for i, (net, ip) in enumerate(ports or [])
         ],
     }

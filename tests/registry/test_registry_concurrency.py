@@ -7,9 +7,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from specs import instance
-
 from metaboot.registry import Registry
+from tests.registry.specs import instance
 
 RACERS = 16
 

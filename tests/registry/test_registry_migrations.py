@@ -35,7 +35,7 @@ def test_migrations_build_exactly_the_tables_the_queries_use(db_url: str) -> Non
 
 
 def test_reopening_is_a_no_op_and_keeps_data(db_url: str) -> None:
-    from specs import instance
+    from tests.registry.specs import instance
 
     inst = instance("kept")
     with Registry.open(db_url) as reg:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from specs import instance, spec
 
 from metaboot.registry import Registry
+from tests.registry.specs import instance, spec
 
 DEADLINE = 15.0  # generous: the machine is shared; the figures are printed, not asserted
 
@@ -209,7 +209,8 @@ def test_postgres_listener_reconnects_and_says_anything_may_have_changed(
     pg_database: str,
 ) -> None:
     import psycopg
-    from registry_db import _pg_schema_url
+
+    from tests.registry.registry_db import _pg_schema_url
 
     urls = _pg_schema_url(pg_database)
     url = next(urls)

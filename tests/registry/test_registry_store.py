@@ -6,11 +6,11 @@ import logging
 import uuid as uuidlib
 
 import pytest
-from specs import instance
 
 from metaboot.errors import ConflictError, MetabootError, NotFoundError
 from metaboot.metadata.instance import instance_to_spec
 from metaboot.registry import PASSWORD_MAX_BYTES, GenerationMismatch, Registry
+from tests.registry.specs import instance
 
 
 def test_add_get_list_round_trip(registry: Registry) -> None:
