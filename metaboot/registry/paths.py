@@ -26,7 +26,9 @@ def default_db_url(environ: Mapping[str, str] | None = None, *, euid: int | None
     uid = os.geteuid() if euid is None else euid
     if uid == 0:
         return f"sqlite:///{SYSTEM_DB_PATH}"
-    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
+    state = env.get("XDG_STATE_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local/state"
+    )
     return f"sqlite:///{Path(state) / 'metaboot' / 'registry.db'}"
 
 

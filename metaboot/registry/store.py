@@ -8,6 +8,7 @@ on the busy timeout instead of failing half-way.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import json
 import logging
@@ -39,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from metaboot.errors import ConfigError, ConflictError, MetabootError, NotFoundError
-from metaboot.metadata.instance import Instance, instance_to_spec, parse_spec
+from metaboot.metadata.instance import PASSWORD_LIMIT, Instance, instance_to_spec, parse_spec
 from metaboot.registry import migrate, notify
 from metaboot.registry.paths import sqlalchemy_url
 from metaboot.registry.schema import addresses, changes, instances, routers
@@ -47,7 +48,7 @@ from metaboot.registry.schema import addresses, changes, instances, routers
 log = logging.getLogger(__name__)
 
 # Nova keeps the guest's password in four 255-character chunks: 1020 bytes at most.
-PASSWORD_MAX_BYTES = 1020
+PASSWORD_MAX_BYTES = PASSWORD_LIMIT
 # How many change rows SQLite writers keep for watchers in other processes.
 _CHANGES_KEPT = 1000
 # Stored specs were validated when written; reading them back must not apply today's limit.
@@ -125,9 +126,7 @@ def _address_rows(instance: Instance) -> list[dict[str, str]]:
         norm = normalise_ip(ip)
         if norm is not None:
             seen[(network_id, norm)] = None
-    return [
-        {"instance_uuid": instance.uuid, "network_id": net, "ip": ip} for net, ip in seen
-    ]
+    return [{"instance_uuid": instance.uuid, "network_id": net, "ip": ip} for net, ip in seen]
 
 
 class Registry:
@@ -196,13 +195,13 @@ class Registry:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, list[str | None]]]:
+    def _write(self) -> Iterator[tuple[Connection, builtins.list[str | None]]]:
         """A write transaction; the caller lists the uuids it changed (None = anything).
 
         The change is announced inside the transaction (so it is seen exactly when the write
         is) and, after the commit, to this process's own watchers.
         """
-        changed: list[str | None] = []
+        changed: builtins.list[str | None] = []
         with self.engine.connect() as conn:
             conn.execution_options(metaboot_write=True)
             with conn.begin():
@@ -317,10 +316,10 @@ class Registry:
             raise NotFoundError(f"no instance {uuid}")
         return _record(row)
 
-    def list(self) -> list[Instance]:
+    def list(self) -> builtins.list[Instance]:
         return [record.instance for record in self.list_records()]
 
-    def list_records(self) -> list[Record]:
+    def list_records(self) -> builtins.list[Record]:
         with self._read() as conn:
             rows = conn.execute(
                 select(*_RECORD_COLUMNS).order_by(instances.c.name, instances.c.uuid)
@@ -337,7 +336,7 @@ class Registry:
         return int(value)
 
     def _duplicate_warnings(
-        self, conn: Connection, uuid: str, rows: list[dict[str, str]]
+        self, conn: Connection, uuid: str, rows: builtins.list[dict[str, str]]
     ) -> tuple[str, ...]:
         if not rows:
             return ()
@@ -361,7 +360,7 @@ class Registry:
 
     def lookup(
         self, ip: str, *, network_id: str | None = None, router_id: str | None = None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Uuids of the instances holding ``ip``: on any network (direct mode), on
         ``network_id``, or on any network attached to ``router_id``.
 
@@ -384,7 +383,7 @@ class Registry:
 
     # -- routers ---------------------------------------------------------------------------
 
-    def add_router(self, router_id: str, network_ids: Iterable[str]) -> list[str]:
+    def add_router(self, router_id: str, network_ids: Iterable[str]) -> builtins.list[str]:
         """Attach networks to a router (creating it); returns all its networks."""
         nets = _nonempty_ids(router_id, network_ids)
         with self._write() as (conn, changed):
@@ -399,14 +398,12 @@ class Registry:
                 changed.append(None)
             return sorted(have | set(nets))
 
-    def set_router(self, router_id: str, network_ids: Iterable[str]) -> list[str]:
+    def set_router(self, router_id: str, network_ids: Iterable[str]) -> builtins.list[str]:
         """Make ``network_ids`` exactly the networks of the router (creating it)."""
         nets = _nonempty_ids(router_id, network_ids)
         with self._write() as (conn, changed):
             conn.execute(delete(routers).where(routers.c.router_id == router_id))
-            conn.execute(
-                insert(routers), [{"router_id": router_id, "network_id": n} for n in nets]
-            )
+            conn.execute(insert(routers), [{"router_id": router_id, "network_id": n} for n in nets])
             changed.append(None)
         return sorted(nets)
 
@@ -433,7 +430,7 @@ class Registry:
                 raise NotFoundError(f"no router {router_id}")
             changed.append(None)
 
-    def router(self, router_id: str) -> list[str]:
+    def router(self, router_id: str) -> builtins.list[str]:
         with self._read() as conn:
             nets = sorted(
                 conn.execute(
@@ -444,8 +441,8 @@ class Registry:
             raise NotFoundError(f"no router {router_id}")
         return nets
 
-    def routers(self) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {}
+    def routers(self) -> dict[str, builtins.list[str]]:
+        result: dict[str, builtins.list[str]] = {}
         with self._read() as conn:
             for router_id, network_id in conn.execute(
                 select(routers.c.router_id, routers.c.network_id).order_by(
