@@ -8,6 +8,7 @@ demo instance bound to 127.0.0.1 and ::1, so that on a fresh machine
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from metaboot.errors import ConfigError, NotFoundError
 from metaboot.metadata.instance import Instance, parse_spec
 from metaboot.registry import Registry, default_db_url
-from metaboot.service.config import load_config, parse_listen, parse_trusted
+from metaboot.service.config import Endpoint, load_config, parse_listen, parse_trusted
 
 log = logging.getLogger("metaboot.service")
 
@@ -137,6 +138,13 @@ def main(command: str, argv: list[str]) -> int:
             args.trusted_proxy, "--trusted-proxy"
         )
     config = replace(config, **changes)  # type: ignore[arg-type]
+    if not config.admin_token:
+        for item in config.admin_listen:
+            if not _loopback(parse_listen(item, "--admin-listen")):
+                raise ConfigError(
+                    f"--admin-listen {item}: not a loopback address, so the admin API needs a "
+                    "token (service.admin_token or admin_token_file, or --admin-token-file)"
+                )
     db_url = args.db or config.db or default_db_url()
     if args.demo:
         with Registry.open(db_url) as registry:
@@ -146,6 +154,17 @@ def main(command: str, argv: list[str]) -> int:
     from metaboot.service.server import serve
 
     return serve(config, db_url)
+
+
+def _loopback(endpoint: Endpoint) -> bool:
+    if endpoint.path is not None:
+        return True
+    if endpoint.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(endpoint.host).is_loopback
+    except ValueError:
+        return False
 
 
 def _display(url: str) -> str:

@@ -77,7 +77,7 @@ class Request:
     """One parsed request. Header names are lower-case; repeated headers are joined with ", "
     and listed in ``repeated`` (identity headers must not be repeated)."""
 
-    __slots__ = ("body", "headers", "method", "path", "peer", "query", "repeated")
+    __slots__ = ("body", "headers", "method", "path", "peer", "query", "raw_path", "repeated")
 
     def __init__(
         self,
@@ -88,9 +88,11 @@ class Request:
         repeated: frozenset[str],
         body: bytes,
         peer: Peer,
+        raw_path: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
+        self.raw_path = path if raw_path is None else raw_path  # still percent-encoded
         self.query = query
         self.headers = headers
         self.repeated = repeated
@@ -291,7 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         hpos = target.find(b"#")
         if hpos >= 0:
             target = target[:hpos]
-        path = target.decode("latin-1")
+        path = raw_path = target.decode("latin-1")
         if "%" in path:
             path = unquote(path, encoding="utf-8", errors="replace")
         if not path.startswith("/"):
@@ -311,6 +313,7 @@ class HttpProtocol(asyncio.Protocol):
             frozenset(self._repeated),
             b"".join(self._body) if self._body else b"",
             self.peer,
+            raw_path,
         )
         keep_alive = parser.should_keep_alive()
         http10 = parser.get_http_version() == "1.0"

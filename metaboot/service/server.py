@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import ipaddress
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ import socket
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -40,6 +41,8 @@ from metaboot.service.tokens import TokenAuthority
 from metaboot.service.vendordata import DynamicVendorData
 
 log = logging.getLogger("metaboot.service")
+
+ADMIN_MAX_BODY = 8 * 1024 * 1024 + 1  # specs carry user-data; the admin API caps at 8 MiB
 
 
 # -- sockets --------------------------------------------------------------------------------
@@ -98,6 +101,13 @@ def _bind_unix(path: str) -> socket.socket:
         raise ConfigError(f"--listen unix:{path}: {err.strerror}") from err
     sock.setblocking(False)
     return sock
+
+
+def _is_local(sock: socket.socket) -> bool:
+    """A UNIX socket, or a TCP socket bound to a loopback address."""
+    if sock.family == socket.AF_UNIX:
+        return True
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
 
 def describe(sock: socket.socket) -> str:
@@ -165,7 +175,8 @@ class Service:
             for sock in self.data_sockets:
                 await server.serve_socket(sock)
         if self.admin_sockets:
-            admin = HttpServer(self._admin_handler(), limits)
+            admin_limits = replace(limits, max_body_bytes=ADMIN_MAX_BODY, request_timeout=60.0)
+            admin = HttpServer(self._admin_handler(), admin_limits)
             self._servers.append(admin)
             for sock in self.admin_sockets:
                 await admin.serve_socket(sock)
@@ -176,15 +187,24 @@ class Service:
         from concurrent.futures import ThreadPoolExecutor
 
         try:
-            from metaboot.admin.api import AdminApp  # type: ignore[import-not-found,unused-ignore]
+            from metaboot.admin.api import AdminApp
         except ImportError as err:
             raise ConfigError(f"--admin-listen: the admin API is not available ({err})") from err
+        local = all(_is_local(sock) for sock in self.admin_sockets)
         if not self.config.admin_token:
-            raise ConfigError(
-                "--admin-listen needs an admin token (service.admin_token or admin_token_file "
-                "in the config, or --admin-token-file)"
-            )
-        api = AdminApp(self.registry, self.config.admin_token)
+            if not local:
+                raise ConfigError(
+                    "--admin-listen on a non-loopback address needs an admin token "
+                    "(service.admin_token or admin_token_file in the config, or "
+                    "--admin-token-file)"
+                )
+            log.warning("admin API without a token: reachable from this machine only")
+        api = AdminApp(
+            self.registry,
+            self.config.admin_token,
+            allow_unauthenticated=local and not self.config.admin_token,
+            max_body=ADMIN_MAX_BODY - 1,
+        )
         pool = self._admin_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="admin")
         loop = asyncio.get_running_loop()
 
@@ -193,14 +213,14 @@ class Service:
                 pool,
                 api.handle,
                 request.method,
-                request.path,
+                request.raw_path,
                 request.query,
                 request.headers,
                 request.body,
             )
             content_type = None
             extra = []
-            for name, value in dict(headers).items():
+            for name, value in headers:
                 if name.lower() == "content-type":
                     content_type = value
                 elif name.lower() != "content-length":

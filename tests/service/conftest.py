@@ -98,7 +98,9 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """``start_service(db_url, **config)`` → a running service; stopped at teardown."""
     started: list[tuple[Running, Registry]] = []
 
-    def start(db: str, *, unix: bool = True, v6: bool = False, **overrides: Any) -> Running:
+    def start(
+        db: str, *, unix: bool = True, v6: bool = False, admin: bool = False, **overrides: Any
+    ) -> Running:
         config = replace(ServiceConfig(rate_limit_requests=0), **overrides)
         data = bind_endpoint(Endpoint("127.0.0.1", 0), 1)
         port = data[0].getsockname()[1]
@@ -111,8 +113,9 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             six = bind_endpoint(Endpoint("::1", 0), 1)
             v6_port = six[0].getsockname()[1]
             data += six
+        admin_sockets = bind_endpoint(Endpoint("127.0.0.1", 0), 1) if admin else []
         registry = Registry.open(db)
-        service = Service(config, registry, secrets.token_bytes(32), data)
+        service = Service(config, registry, secrets.token_bytes(32), data, admin_sockets)
         loop = new_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -134,8 +137,17 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         if failure:
             registry.close()
             raise failure[0]
+        admin_port = admin_sockets[0].getsockname()[1] if admin_sockets else None
         running = Running(
-            service, f"http://127.0.0.1:{port}", "127.0.0.1", port, unix_path, v6_port, loop, thread
+            service,
+            f"http://127.0.0.1:{port}",
+            "127.0.0.1",
+            port,
+            unix_path,
+            v6_port,
+            loop,
+            thread,
+            admin_port,
         )
         started.append((running, registry))
         return running

@@ -57,6 +57,7 @@ class Running:
     v6_port: int | None
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
+    admin_port: int | None = None
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the service's loop (to look at its state consistently)."""

@@ -159,8 +159,8 @@ def test_errors_are_named(tmp_path: Path) -> None:
     assert result.returncode == 1 and "shared_secret is empty" in result.stderr
     result = run("--listen", "nowhere")
     assert result.returncode == 1 and "--listen" in result.stderr
-    result = run("--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
-    assert result.returncode == 1 and "admin" in result.stderr
+    result = run("--listen", "127.0.0.1:0", "--admin-listen", "192.0.2.1:8776")
+    assert result.returncode == 1 and "needs a token" in result.stderr
 
 
 def test_config_file(tmp_path: Path) -> None:
