@@ -317,6 +317,7 @@ class HttpProtocol(asyncio.Protocol):
         )
         keep_alive = parser.should_keep_alive()
         http10 = parser.get_http_version() == "1.0"
+        self._header_size = self._body_size = 0  # between requests: idle, not mid-request
         self._queue.append((request, keep_alive, http10))
         if len(self._queue) >= self._server.limits.max_pipelined and self.transport:
             self.transport.pause_reading()

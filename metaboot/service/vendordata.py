@@ -107,7 +107,7 @@ class DynamicVendorData:
         self._pool = ThreadPoolExecutor(
             max_workers=max(4, 4 * len(targets)), thread_name_prefix="vendordata"
         )
-        self.fetches = 0  # target calls made (tests check the single-flight with it)
+        self.fetches = 0  # target calls made, for the curious (and the tests)
 
     @property
     def enabled(self) -> bool:

@@ -135,3 +135,16 @@ def test_address_normalisation() -> None:
     assert normalise_address("fe80::1%eth0") == "fe80::1"
     assert normalise_address(" 10.0.0.5 ") == "10.0.0.5"
     assert normalise_address("unknown") == "unknown"
+
+
+def test_idle_connection_after_a_request_is_closed_quietly(
+    sqlite_registry: Registry, sqlite_url: str, start_service: Callable[..., Running]
+) -> None:
+    """After a complete exchange an idle connection is simply closed, not answered 408."""
+    sqlite_registry.add(instance(ips=("127.0.0.1",)))
+    svc = start_service(sqlite_url, keepalive_timeout=1.0)
+    with socket.create_connection((svc.host, svc.port)) as sock:
+        sock.sendall(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(_read_responses(sock, 1)[0]) == 200
+        sock.settimeout(10)
+        assert sock.recv(100) == b""
