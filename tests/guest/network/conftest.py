@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from metaboot.guest.system import Root
+
+
+def make_sysfs(
+    base: Path, nics: Mapping[str, str], *, carrier: Mapping[str, bool] | None = None
+) -> None:
+    """A fake /sys/class/net: one directory per NIC with address, carrier and device."""
+    for name, mac in nics.items():
+        nic = base / "sys/class/net" / name
+        (nic / "device").mkdir(parents=True)
+        (nic / "address").write_text(mac + "\n")
+        up = True if carrier is None else carrier.get(name, False)
+        (nic / "carrier").write_text("1\n" if up else "0\n")
+    lo = base / "sys/class/net/lo"
+    lo.mkdir(parents=True, exist_ok=True)
+    (lo / "address").write_text("00:00:00:00:00:00\n")
+
+
+def install(base: Path, *paths: str) -> None:
+    """Pretend the target has these programs/files (empty files are enough to be detected)."""
+    for path in paths:
+        target = base / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Callable[..., Root]:
+    def build(nics: Mapping[str, str], *programs: str) -> Root:
+        root_dir = tmp_path / "root"
+        make_sysfs(root_dir, nics)
+        install(root_dir, *programs)
+        return Root(root_dir)
+
+    return build
