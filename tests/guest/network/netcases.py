@@ -85,7 +85,7 @@ CASES: dict[str, dict[str, Any]] = {
             ),
         ],
         "services": _dns("192.0.2.53", "2001:db8:10::53"),
-    },  # fmt: skip
+    },
     "several_nics": {
         "links": [_link(1), _link(2), _link(3)],
         "networks": [
@@ -102,7 +102,7 @@ CASES: dict[str, dict[str, Any]] = {
             _net(2, 3, "ipv4_dhcp"),
         ],
         "services": _dns("198.51.100.2"),
-    },  # fmt: skip
+    },
     "bond_vlan": {
         "links": [
             _link(1, kind="phy"),
@@ -139,7 +139,7 @@ CASES: dict[str, dict[str, Any]] = {
             },
         ],
         "services": _dns("172.16.100.2"),
-    },  # fmt: skip
+    },
     "ipv6_slaac": {
         "links": [_link(1), _link(2)],
         "networks": [
@@ -184,5 +184,5 @@ CASES: dict[str, dict[str, Any]] = {
             ),
         ],
         "services": _dns("203.0.113.53"),
-    },  # fmt: skip
+    },
 }

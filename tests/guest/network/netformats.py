@@ -147,7 +147,8 @@ def _ver(address: str | None) -> int:
 # ---- ifupdown --------------------------------------------------------------------------------
 
 _ROUTE_OLD = re.compile(
-    r"route add (?:-A inet6 )?(?:-net |-host )?(?P<dest>\S+)(?: netmask (?P<mask>\S+))? gw (?P<gw>\S+)"
+    r"route add (?:-A inet6 )?(?:-net |-host )?(?P<dest>\S+)"
+    r"(?: netmask (?P<mask>\S+))? gw (?P<gw>\S+)"
 )
 _ROUTE_IP = re.compile(r"ip (?:-[46] )?route add (?P<dest>\S+)(?: via (?P<gw>\S+))?")
 

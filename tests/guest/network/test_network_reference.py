@@ -104,3 +104,37 @@ def test_same_meaning_as_cloudinit(
     theirs = known_deviations(renderer, theirs, reference_output["v1"])
     mine = read(renderer, ours(CASES[case], renderer))
     assert mine == theirs
+    assert mine == EXPECTED.get(case, mine)
+
+
+# What the comparison must find in the richer cases, so that it can never pass vacuously.
+EXPECTED: dict[str, Any] = {
+    "bond_vlan": {
+        "interfaces": {
+            "bond0": {"addresses": [], "routes": [], "mtu": None,
+                      "bond": {"mode": "802.3ad", "members": ["ens4", "ens5"]}, "vlan": None},
+            "bond0.100": {"addresses": ["172.16.100.5/24"],
+                          "routes": [("0.0.0.0/0", "172.16.100.1")], "mtu": None, "bond": None,
+                          "vlan": {"id": 100, "link": "bond0"}},
+        },
+        "dns": ["172.16.100.2"],
+    },
+    "mtu_routes": {
+        "interfaces": {
+            "ens3": {"addresses": ["203.0.113.7/25"], "mtu": 1450, "bond": None, "vlan": None,
+                     "routes": [("0.0.0.0/0", "203.0.113.1"), ("10.30.0.0/16", "203.0.113.126"),
+                                ("192.168.77.9/32", "203.0.113.126")]},
+            "ens4": {"addresses": ["10.99.0.7/24"], "mtu": 9000, "bond": None, "vlan": None,
+                     "routes": [("10.98.0.0/16", "10.99.0.1")]},
+        },
+        "dns": ["203.0.113.53"],
+    },
+    "dual_stack": {
+        "interfaces": {
+            "ens3": {"addresses": ["192.0.2.10/24", "2001:db8:10::10/64"], "mtu": 1500,
+                     "bond": None, "vlan": None,
+                     "routes": [("0.0.0.0/0", "192.0.2.1"), ("::/0", "2001:db8:10::1")]},
+        },
+        "dns": ["192.0.2.53", "2001:db8:10::53"],
+    },
+}  # fmt: skip
