@@ -7,7 +7,7 @@ import sys
 import gi
 
 gi.require_version("NM", "1.0")
-from gi.repository import GLib, NM  # noqa: E402
+from gi.repository import NM, GLib  # noqa: E402
 
 
 def read(path):
