@@ -147,6 +147,12 @@ def _configure(
     files = renderers.render(name, bound)
     if renderers.wants_resolv_conf(root, name, settings.get("resolv_conf", "auto")):
         files.update(renderers.render_resolv_conf(bound))
+    if name == "eni" and "interfaces.d" not in root.read_text("/etc/network/interfaces", ""):
+        report.degraded = True
+        report.messages.append(
+            "/etc/network/interfaces does not source /etc/network/interfaces.d; "
+            "ifupdown will not read the configuration written there"
+        )
     modes = {path: renderers.file_mode(path) for path in files}
     outcome = manifest.apply(root, instance_id, name, files, modes)
     report.written, report.removed = outcome.written, outcome.removed

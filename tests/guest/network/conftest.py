@@ -28,7 +28,10 @@ def install(base: Path, *paths: str) -> None:
     for path in paths:
         target = base / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
+        if path == "/etc/network/interfaces":  # as Debian ships it
+            target.write_text("source /etc/network/interfaces.d/*\n")
+        else:
+            target.touch()
 
 
 @pytest.fixture

@@ -177,6 +177,15 @@ def test_resolv_conf_for_ifupdown_without_resolvconf(target: Target) -> None:
     ]
 
 
+def test_ifupdown_without_interfaces_d_is_degraded(target: Target) -> None:
+    root = target(NICS, *IFUPDOWN)
+    root.write_file("/etc/network/interfaces", "auto eth0\niface eth0 inet dhcp\n")
+    report = run(root, CASES["dual_stack"])
+    assert report.renderer == "eni" and report.degraded is True
+    assert any("does not source /etc/network/interfaces.d" in m for m in report.messages)
+    assert root.read_text("/etc/network/interfaces") == "auto eth0\niface eth0 inet dhcp\n"
+
+
 def test_resolv_conf_left_alone_when_managed(target: Target, tmp_path: Path) -> None:
     root = target(NICS, *IFUPDOWN, "/sbin/resolvconf")
     assert "/etc/resolv.conf" not in run(root, CASES["dual_stack"]).written
