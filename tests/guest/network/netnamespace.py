@@ -13,6 +13,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+# Runs systemd-networkd inside a namespace on a directory of our files only ($1).
+NETWORKD_SCRIPT = """
+set -e
+mount -t tmpfs tmpfs /run/systemd
+mkdir -p /run/systemd/netif
+chown systemd-network:systemd-network /run/systemd/netif 2>/dev/null || true
+mount --bind "$1" /etc/systemd/network
+# A read-only /sys tells networkd there is no udev to wait for (as in a container).
+mount -o remount,ro /sys
+exec /usr/lib/systemd/systemd-networkd
+"""
+
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
     argv = ["ip", *(("-n", netns) if netns else ()), *args]

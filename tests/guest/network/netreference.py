@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import reference
+from tests import reference
 
 SNIPPET = """
 import os, tempfile

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netcases import CASES, MAC, NICS
 
 from metaboot.guest.network import configure
 from metaboot.guest.network.manifest import MANIFEST
 from metaboot.guest.system import Root
+from tests.guest.network.netcases import CASES, MAC, NICS
+from tests.guest.network.netroot import install, make_sysfs
 
 LOG = logging.getLogger("test.network")
 NETPLAN = "/usr/sbin/netplan"
@@ -98,8 +99,6 @@ def test_no_matching_mac_falls_back_to_dhcp_on_first_nic(target: Target) -> None
 
 
 def test_fallback_prefers_a_nic_with_carrier(tmp_path: Path) -> None:
-    from conftest import install, make_sysfs
-
     base = tmp_path / "root"
     make_sysfs(base, {"eth0": MAC[5], "eth1": MAC[6]}, carrier={"eth1": True})
     install(base, NETWORKD)
@@ -190,8 +189,6 @@ def test_resolv_conf_left_alone_when_managed(target: Target, tmp_path: Path) -> 
     root = target(NICS, *IFUPDOWN, "/sbin/resolvconf")
     assert "/etc/resolv.conf" not in run(root, CASES["dual_stack"]).written
     root2 = Root(tmp_path / "root2")
-    from conftest import install, make_sysfs
-
     make_sysfs(root2.base, NICS)
     install(root2.base, *IFUPDOWN)
     root2.path("/etc/resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from netcases import CASES, NICS
-
 from metaboot.guest.network.iproute import ip_commands
 from metaboot.guest.network.model import Problems
 from metaboot.guest.network.nics import Nic, bind
 from metaboot.guest.network.openstack import parse_network_data
+from tests.guest.network.netcases import CASES, NICS
 
 
 def commands(case: str) -> list[str]:

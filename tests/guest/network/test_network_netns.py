@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netcases import CASES, NICS
-from netnamespace import addresses, ip, mtus, namespace, routes
 
 from metaboot.guest.network import renderers
 from metaboot.guest.network.iproute import ip_commands
 from metaboot.guest.network.model import Problems
 from metaboot.guest.network.nics import Nic, bind
 from metaboot.guest.network.openstack import parse_network_data
+from tests.guest.network.netcases import CASES, NICS
+from tests.guest.network.netnamespace import (
+    NETWORKD_SCRIPT,
+    addresses,
+    ip,
+    mtus,
+    namespace,
+    routes,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -76,18 +83,6 @@ def test_ip_commands_yield_the_configuration(case: str) -> None:
         for argv in ip_commands(bound(case), nodad=True):
             subprocess.run(["ip", "-n", netns, *argv[1:]], check=True, capture_output=True)
         check(netns, case)
-
-
-NETWORKD_SCRIPT = """
-set -e
-mount -t tmpfs tmpfs /run/systemd
-mkdir -p /run/systemd/netif
-chown systemd-network:systemd-network /run/systemd/netif 2>/dev/null || true
-mount --bind "$1" /etc/systemd/network
-# A read-only /sys tells networkd there is no udev to wait for (as in a container).
-mount -o remount,ro /sys
-exec /usr/lib/systemd/systemd-networkd
-"""
 
 
 def run_networkd(netns: str, config_dir: Path, case: str, deadline: float = 30.0) -> str:

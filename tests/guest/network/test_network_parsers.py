@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from netcases import CASES, MAC
 
 from metaboot.guest.network.model import IPv6Mode, Route, parse_interface_address
 from metaboot.guest.network.nocloud import parse_network_config
 from metaboot.guest.network.openstack import parse_network_data
+from tests.guest.network.netcases import CASES, MAC
 
 
 def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

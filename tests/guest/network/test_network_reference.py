@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import netformats
 import pytest
-import reference
-from netcases import CASES, NICS
-from netreference import render_all
 
 from metaboot.guest.network import renderers
 from metaboot.guest.network.model import Problems
 from metaboot.guest.network.nics import Nic, bind
 from metaboot.guest.network.openstack import parse_network_data
+from tests import reference
+from tests.guest.network import netformats
+from tests.guest.network.netcases import CASES, NICS
+from tests.guest.network.netreference import render_all
 
 pytestmark = pytest.mark.cloudinit
 

@@ -11,14 +11,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import netformats
 import pytest
-from netcases import CASES, NICS
 
 from metaboot.guest.network import renderers
 from metaboot.guest.network.model import Network, Problems
 from metaboot.guest.network.nics import Nic, bind
 from metaboot.guest.network.openstack import parse_network_data
+from tests.guest.network import netformats
+from tests.guest.network.netcases import CASES, NICS
+from tests.guest.network.netnamespace import NETWORKD_SCRIPT, namespace
 
 HERE = Path(__file__).parent
 ALL = sorted(CASES)
@@ -168,9 +169,6 @@ def test_ifcfg_files_source_cleanly_in_the_shell(case: str, tmp_path: Path) -> N
 def test_networkd_parses_bond_and_vlan_netdevs(tmp_path: Path) -> None:
     """This kernel cannot create bonds or VLANs, but networkd parses every .netdev and .network
     at start and names any key it does not know."""
-    from netnamespace import namespace
-    from test_network_netns import NETWORKD_SCRIPT
-
     config_dir = tmp_path / "network"
     config_dir.mkdir()
     for path, data in renderers.render("networkd", bound("bond_vlan")).items():
