@@ -135,6 +135,34 @@ def test_networkmanager_reads_and_verifies_keyfiles(case: str, tmp_path: Path) -
             assert set(seen["dns"]) == {str(d) for d in (*iface.dns, *network.dns)}
 
 
+@pytest.mark.parametrize("case", ALL)
+def test_nmcli_offline_accepts_and_keeps_the_meaning(case: str, tmp_path: Path) -> None:
+    """``nmcli --offline connection modify`` reads a keyfile on stdin, verifies the connection
+    and writes it back normalised; a no-op change must succeed and mean the same."""
+    network = bound(case)
+    files = write(tmp_path, "network-manager", network)
+    rewritten = {}
+    for path, host in files.items():
+        proc = subprocess.run(
+            [tool("nmcli"), "--offline", "connection", "modify", "connection.autoconnect", "yes"],
+            stdin=host.open("rb"), capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        rewritten[path] = proc.stdout
+    original = {path: host.read_text() for path, host in files.items()}
+    assert netformats.network_manager(rewritten, {}) == netformats.network_manager(original, {})
+
+
+def test_nmcli_offline_rejects_a_broken_keyfile(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.nmconnection"
+    bad.write_text("[connection]\nid=x\ntype=ethernet\n[ipv4]\nmethod=manual\n")
+    proc = subprocess.run(
+        [tool("nmcli"), "--offline", "connection", "modify", "connection.autoconnect", "yes"],
+        stdin=bad.open("rb"), capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "ipv4.addresses" in proc.stderr
+
+
 def test_networkmanager_check_catches_a_broken_keyfile(tmp_path: Path) -> None:
     bad = tmp_path / "bad.nmconnection"
     bad.write_text("[connection]\nid=x\ntype=ethernet\n[ipv4]\nmethod=manual\n")
