@@ -91,6 +91,7 @@ class InstanceCache:
         self.queries = 0  # registry reads made: tests check a hit makes none
         self.refreshing: asyncio.Future[None] | None = None
         self._stale: set[str | None] = set()
+        self._refresh_running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.TimerHandle | None = None
         self._watch_handle: Closeable | None = None
@@ -133,9 +134,11 @@ class InstanceCache:
         self._stale.add(uuid)
         if self._on_change is not None:
             self._on_change(uuid)
+        assert self._loop is not None
         if self.refreshing is None:
-            assert self._loop is not None
             self.refreshing = self._loop.create_future()
+        if not self._refresh_running:
+            self._refresh_running = True
             self._loop.create_task(self._refresh())
 
     async def _refresh(self) -> None:
@@ -149,14 +152,21 @@ class InstanceCache:
                         for uuid in stale:
                             assert uuid is not None
                             self._apply_one(uuid, await self._read(self._get, uuid))
-                except Exception:
-                    log.exception("re-reading changed instances failed; retrying in 1 s")
+                except Exception as err:
+                    # The database is unreachable: answer from what we have rather than stall
+                    # every guest, and keep trying.
+                    log.warning("re-reading changed instances failed (%s); retrying in 1 s", err)
                     self._stale |= stale
+                    self._release()
                     await asyncio.sleep(1.0)
         finally:
-            done, self.refreshing = self.refreshing, None
-            if done is not None and not done.done():
-                done.set_result(None)
+            self._refresh_running = False
+            self._release()
+
+    def _release(self) -> None:
+        done, self.refreshing = self.refreshing, None
+        if done is not None and not done.done():
+            done.set_result(None)
 
     def _get(self, uuid: str) -> Instance | None:
         try:
