@@ -289,6 +289,11 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)
 
 
+def _announce(line: str) -> None:
+    """Where we listen, on stderr whatever the log level (scripts and tests wait for it)."""
+    print(f"metaboot serve: {line}", file=sys.stderr, flush=True)
+
+
 def serve(config: ServiceConfig, db_url: str) -> int:
     token_key = config.token_key or secrets.token_bytes(32)
     workers = config.workers
@@ -298,12 +303,11 @@ def serve(config: ServiceConfig, db_url: str) -> int:
         sockets = bind_endpoint(parse_listen(text), workers)
         for index in range(workers):
             data[index].append(sockets[index] if len(sockets) > 1 else sockets[0])
-        log.warning("metadata listening on %s", describe(sockets[0]))
+        _announce(f"metadata listening on {describe(sockets[0])}")
     for text in config.admin_listen:
         sockets = bind_endpoint(parse_listen(text, "--admin-listen"), 1)
         admin.extend(sockets)
-        log.warning("admin API listening on %s", describe(sockets[0]))
-    sys.stderr.flush()
+        _announce(f"admin API listening on {describe(sockets[0])}")
     if workers == 1:
         run_process(config, db_url, token_key, data[0], admin)
         return 0
