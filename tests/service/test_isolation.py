@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import random
 from collections.abc import Callable
+
+import pytest
 
 from metaboot.registry import Registry
 from metaboot.service.identify import sign_instance_id
@@ -19,7 +22,10 @@ def _uuid_of(body: bytes) -> str:
 
 
 def test_same_address_on_two_networks_resolves_by_network(
-    registry: Registry, db_url: str, start_service: Callable[..., Running]
+    registry: Registry,
+    db_url: str,
+    start_service: Callable[..., Running],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     a = instance(ips=("10.0.0.5",), network="net-a")
     b = instance(ips=("10.0.0.5",), network="net-b")
@@ -40,9 +46,13 @@ def test_same_address_on_two_networks_resolves_by_network(
             headers={"X-Neutron-Network-ID": net, "X-Forwarded-For": "10.0.0.5"},
         )
         assert body == inst.user_data
-    # the address alone is ambiguous: 404, never a guess and never a 500
-    status, _ = svc.get(path, unix=True, headers={"X-Forwarded-For": "10.0.0.5"})
+    # the address alone is ambiguous: 404, never a guess and never a 500, and a log line
+    with caplog.at_level(logging.WARNING, logger="metaboot.service"):
+        status, _ = svc.get(path, unix=True, headers={"X-Forwarded-For": "10.0.0.5"})
     assert status == 404
+    assert any(
+        "10.0.0.5" in r.getMessage() and "2 instances" in r.getMessage() for r in caplog.records
+    )
     # a network that does not hold the address
     status, _ = svc.get(
         path, unix=True, headers={"X-Neutron-Network-ID": "net-c", "X-Forwarded-For": "10.0.0.5"}
