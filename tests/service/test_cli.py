@@ -41,6 +41,12 @@ class Served:
             return err.code, err.read()
 
 
+def _children(pid: int) -> list[str]:
+    return subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+
+
 def _wait_for_url(stream: IO[str], proc: subprocess.Popen[str], seen: list[str]) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,9 +122,7 @@ def test_workers_share_tokens_and_follow_changes(
     for token in tokens:
         status, body = served.get("/latest/meta-data/hostname", {"X-aws-ec2-metadata-token": token})
         assert (status, body) == (200, f"{me.hostname}.lan".encode())
-    pids = subprocess.run(
-        ["pgrep", "-P", str(served.proc.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    pids = _children(served.proc.pid)
     assert len(pids) == 2
     # an admin change reaches every worker
     with Registry.open(db) as reg:
@@ -132,6 +136,18 @@ def test_workers_share_tokens_and_follow_changes(
             break
         time.sleep(0.05)
     assert all(m == {"v": "2"} for m in metas)
+    # a worker that dies is replaced, and the service keeps answering
+    os.kill(int(pids[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = _children(served.proc.pid)
+        if len(now) == 2 and pids[0] not in now:
+            break
+        time.sleep(0.1)
+    assert len(now) == 2 and pids[0] not in now
+    for _ in range(20):
+        assert served.get("/latest/meta-data/hostname") == (200, f"{me.hostname}.lan".encode())
+    pids = now
     # stopping the parent stops the workers
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(20) == 0
