@@ -106,6 +106,13 @@ def _populate(iso: pycdlib.PyCdlib, tree: Directory) -> None:
             )
 
 
+def _at_start_of_seekable(out: BinaryIO) -> bool:
+    try:
+        return out.seekable() and out.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def write_iso(
     files: Mapping[str, bytes],
     out: BinaryIO,
@@ -130,7 +137,14 @@ def write_iso(
                 rock_ridge="1.09",
             )
             _populate(iso, tree)
-            iso.write_fp(out)
+            if _at_start_of_seekable(out):
+                iso.write_fp(out)
+            else:
+                # pycdlib seeks to absolute offsets: stage the image when ``out`` is a pipe or
+                # already holds something before the image.
+                staged = io.BytesIO()
+                iso.write_fp(staged)
+                out.write(staged.getbuffer())
             iso.close()
     except PyCdlibException as err:
         raise DriveError(f"cannot build ISO image: {err}") from err
