@@ -114,12 +114,27 @@ def _short_name(entry: bytes) -> str:
     return f"{base}.{ext}" if ext else base
 
 
+def _utf16_name(units: bytes) -> str:
+    """A long name from its UTF-16 units, up to the NUL terminator (padding is 0xFFFF)."""
+    for i in range(0, len(units) - 1, 2):
+        if units[i : i + 2] == b"\x00\x00":
+            units = units[:i]
+            break
+    return units.decode("utf-16-le", errors="replace")
+
+
 class FatReader(ImageReader):
     fs_type = "vfat"
 
     def __init__(self, fp: BinaryIO, name: str = "image") -> None:
         super().__init__(fp, name)
         self.bpb = bpb = _parse_bpb(self._read_at(0, 512, "boot sector"), name)
+        volume_bytes = bpb.total_sectors * bpb.bytes_per_sector
+        if volume_bytes > self.image_size:
+            raise DriveError(
+                f"{name}: truncated: the boot sector says {volume_bytes} bytes, "
+                f"the image has {self.image_size}"
+            )
         data_sectors = bpb.total_sectors - bpb.data_offset // bpb.bytes_per_sector
         if data_sectors <= 0 or bpb.fat_sectors <= 0:
             raise DriveError(f"{name}: FAT layout leaves no data area")
@@ -182,7 +197,7 @@ class FatReader(ImageReader):
     def _entries(self, data: bytes, where: str) -> list[tuple[str, int, int, int]]:
         """(name, attributes, first cluster, size) of each live entry of one directory."""
         result = []
-        long_parts: dict[int, str] = {}
+        long_parts: dict[int, bytes] = {}
         long_count = 0
         long_sum = -1
         for pos in range(0, len(data) - 31, 32):
@@ -201,7 +216,7 @@ class FatReader(ImageReader):
                     long_parts, long_sum = {}, -1
                     continue
                 units = entry[1:11] + entry[14:26] + entry[28:32]
-                long_parts[order & 0x1F] = units.decode("utf-16-le", errors="surrogatepass")
+                long_parts[order & 0x1F] = units
                 continue
             name = _short_name(entry)
             if (
@@ -209,8 +224,8 @@ class FatReader(ImageReader):
                 and long_sum == _checksum(entry[:11])
                 and set(long_parts) == set(range(1, long_count + 1))
             ):
-                joined = "".join(long_parts[i] for i in range(1, long_count + 1))
-                long_name = joined.split("\x00", 1)[0]
+                joined = b"".join(long_parts[i] for i in range(1, long_count + 1))
+                long_name = _utf16_name(joined)
                 if long_name:
                     name = long_name
             long_parts, long_sum = {}, -1

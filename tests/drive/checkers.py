@@ -20,7 +20,9 @@ def missing_tools() -> list[str]:
 
 def require_tools() -> None:
     missing = missing_tools()
-    assert not missing, f"checkers missing: {missing}; run scripts/setup-system (setup/apt/drive.list)"
+    assert not missing, (
+        f"checkers missing: {missing}; run scripts/setup-system (setup/apt/drive.list)"
+    )
 
 
 def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -112,8 +114,20 @@ def write_tree(root: Path, files: dict[str, bytes]) -> None:
 def genisoimage(image: Path, source: Path, *extra: str) -> None:
     """nova's command line, plus ``extra`` options."""
     argv = [
-        "genisoimage", "-o", str(image), "-ldots", "-allow-lowercase", "-allow-multidot", "-l",
-        "-quiet", "-J", "-r", "-V", "config-2", *extra, str(source),
+        "genisoimage",
+        "-o",
+        str(image),
+        "-ldots",
+        "-allow-lowercase",
+        "-allow-multidot",
+        "-l",
+        "-quiet",
+        "-J",
+        "-r",
+        "-V",
+        "config-2",
+        *extra,
+        str(source),
     ]
     out = run(argv)
     assert out.returncode == 0, out.stderr
@@ -139,6 +153,6 @@ def sample_files() -> dict[str, bytes]:
     files["big.bin"] = bytes(range(256)) * 1500  # several clusters / blocks
     files["Mixed Case.Name.tar.gz"] = b"mixed"
     files["UPPER.TXT"] = b"plain 8.3"
-    files["d\u00e9j\u00e0 vu/\u65e5\u672c\u8a9e.txt"] = "unicode".encode()
+    files["d\u00e9j\u00e0 vu/\u65e5\u672c\u8a9e.txt"] = b"unicode"
     files["x" * 120 + ".long"] = b"a long name"
     return files

@@ -89,7 +89,9 @@ def test_build_time_is_what_the_records_carry(image: Path) -> None:
     assert "May 17 2024" in listing
     # an equivalent aware time in another zone is the same instant, hence the same image
     shifted = BUILD_TIME.astimezone(timezone(timedelta(hours=-7)))
-    assert build_iso({"a": b"1"}, build_time=shifted) == build_iso({"a": b"1"}, build_time=BUILD_TIME)
+    assert build_iso({"a": b"1"}, build_time=shifted) == build_iso(
+        {"a": b"1"}, build_time=BUILD_TIME
+    )
     assert build_iso({"a": b"1"}, build_time=BUILD_TIME) != build_iso(
         {"a": b"1"}, build_time=BUILD_TIME + timedelta(seconds=2)
     )

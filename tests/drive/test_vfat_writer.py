@@ -94,7 +94,10 @@ def test_mtools_sees_the_build_time(tmp_path: Path) -> None:
     image = _write(tmp_path / "d.img", {"openstack/latest/meta_data.json": b"{}"}, size=MiB)
     listing = subprocess.run(
         ["mdir", "-i", str(image), "::/openstack/latest"],
-        capture_output=True, text=True, check=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
     ).stdout
     assert "2024-05-17  12:30" in listing
     assert "meta_data.json" in listing
