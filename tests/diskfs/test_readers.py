@@ -8,7 +8,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from drive.checkers import (
+
+from metaboot.diskfs import FatReader, IsoReader, open_image, read_image
+from metaboot.errors import DriveError
+from tests.drive.checkers import (
     genisoimage,
     mcopy_in,
     mkfs_vfat,
@@ -17,9 +20,6 @@ from drive.checkers import (
     sample_files,
     write_tree,
 )
-
-from metaboot.diskfs import FatReader, IsoReader, open_image, read_image
-from metaboot.errors import DriveError
 
 MiB = 1024 * 1024
 

@@ -8,7 +8,6 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drive.checkers import fsck_vfat, mcopy_extract, osirrox_extract, require_tools
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from metaboot.drive.fileset import build_tree
 from metaboot.drive.iso import build_iso
 from metaboot.drive.vfat import build_vfat
 from metaboot.errors import DriveError
+from tests.drive.checkers import fsck_vfat, mcopy_extract, osirrox_extract, require_tools
 
 BUILD_TIME = datetime(2030, 2, 3, 4, 5, 6, tzinfo=UTC)
 WIDE = "abcXYZ019 -_.~+,;=[]()'!@#$%&\u00e9\u00df\u65e5\u0416\U0001f600"

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from drive.checkers import blkid, isoinfo_d, isoinfo_x, osirrox_extract, require_tools, sample_files
 from metaboot.diskfs import open_image
 from metaboot.drive.iso import build_iso, write_iso
 from metaboot.errors import DriveError
+from tests.drive.checkers import (
+    blkid,
+    isoinfo_d,
+    isoinfo_x,
+    osirrox_extract,
+    require_tools,
+    sample_files,
+)
 
 BUILD_TIME = datetime(2024, 5, 17, 12, 30, 45, tzinfo=UTC)
 
@@ -69,13 +76,13 @@ def test_same_input_same_bytes_whatever_the_host_zone() -> None:
     assert hashlib.sha256(build_iso(sample_files(), build_time=BUILD_TIME)).hexdigest() == ours
     code = (
         "import hashlib, sys; sys.path.insert(0, sys.argv[1])\n"
-        "from drive.checkers import sample_files\n"
+        "from tests.drive.checkers import sample_files\n"
         "from metaboot.drive.iso import build_iso\n"
         f"print(hashlib.sha256(build_iso(sample_files(), build_time={BUILD_TIME.timestamp()}))"
         ".hexdigest())\n"
     )
     env = dict(os.environ, TZ="Pacific/Chatham")
-    tests_dir = str(Path(__file__).parents[1])
+    tests_dir = str(Path(__file__).parents[2])
     child = subprocess.run(
         [sys.executable, "-c", code, tests_dir], env=env, capture_output=True, text=True, check=True
     )

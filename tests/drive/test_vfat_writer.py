@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from drive.checkers import blkid, fsck_vfat, mcopy_extract, require_tools, sample_files
 from metaboot.diskfs import open_image
 from metaboot.drive.vfat import DEFAULT_SIZE, build_vfat, geometry, vfat_image, write_vfat
 from metaboot.errors import DriveError
+from tests.drive.checkers import blkid, fsck_vfat, mcopy_extract, require_tools, sample_files
 
 BUILD_TIME = datetime(2024, 5, 17, 12, 30, 45, tzinfo=UTC)
 MiB = 1024 * 1024
