@@ -106,13 +106,6 @@ def _populate(iso: pycdlib.PyCdlib, tree: Directory) -> None:
             )
 
 
-def _at_start_of_seekable(out: BinaryIO) -> bool:
-    try:
-        return out.seekable() and out.tell() == 0
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
 def write_iso(
     files: Mapping[str, bytes],
     out: BinaryIO,
@@ -137,17 +130,14 @@ def write_iso(
                 rock_ridge="1.09",
             )
             _populate(iso, tree)
-            if _at_start_of_seekable(out):
-                iso.write_fp(out)
-            else:
-                # pycdlib seeks to absolute offsets: stage the image when ``out`` is a pipe or
-                # already holds something before the image.
-                staged = io.BytesIO()
-                iso.write_fp(staged)
-                out.write(staged.getbuffer())
+            # pycdlib writes with many small seeks and writes; one write of a staged image is
+            # faster on a real file (and works on pipes and at any stream position).
+            staged = io.BytesIO()
+            iso.write_fp(staged)
             iso.close()
     except PyCdlibException as err:
         raise DriveError(f"cannot build ISO image: {err}") from err
+    out.write(staged.getbuffer())
 
 
 def build_iso(
