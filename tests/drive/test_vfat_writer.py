@@ -6,10 +6,13 @@ import hashlib
 import io
 import os
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metaboot.diskfs import open_image
 from metaboot.drive.vfat import DEFAULT_SIZE, build_vfat, geometry, vfat_image, write_vfat
@@ -151,3 +154,27 @@ def test_bad_input_is_refused_by_name(
 def test_dates_outside_fat_range_are_refused() -> None:
     with pytest.raises(DriveError, match="1980"):
         vfat_image({"a": b""}, build_time=0)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.integers(256, 1 << 20),  # sectors: 128 KiB .. 512 MiB
+        st.sampled_from([8399, 8400, 8401, 32680, 32681, 262144, 262145]),  # table edges
+    )
+)
+def test_any_size_is_a_clean_volume(sectors: int) -> None:
+    """Every size picks a FAT type and cluster size that fsck.vfat and mtools accept, and the
+    FAT type matches the cluster count as Linux decides it."""
+    size = sectors * 512
+    geo = geometry(size)
+    assert (geo.fat_bits == 12) == (geo.clusters <= 4084)
+    assert geo.clusters <= 65524
+    files = {"openstack/latest/meta_data.json": b'{"uuid": "x"}', "README": b"r" * 3000}
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp, "s.img")
+        with image.open("wb") as fp:
+            write_vfat(files, fp, build_time=BUILD_TIME, size=size)
+        fsck = fsck_vfat(image)
+        assert fsck.returncode == 0, fsck.stdout
+        assert mcopy_extract(image, Path(tmp, "x")) == files
