@@ -177,6 +177,8 @@ http {{
     default_type text/plain;
     sendfile on;
     tcp_nopush on;
+    open_file_cache max=1000 inactive=60s;   # a fair baseline: no open/stat per request
+    open_file_cache_valid 60s;
     keepalive_requests 1000000;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
