@@ -80,15 +80,16 @@ class MetadataService:
             proc.wait()
 
     def add(self, spec: dict[str, Any]) -> None:
-        """Register an instance the way an operator does: a spec file and the CLI."""
-        path = self.workdir / f"instance-{spec['uuid']}.yaml"
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        """Register an instance in the service's registry (the service sees it at once)."""
+        from metaboot.metadata.instance import parse_spec
+        from metaboot.registry import Registry
+
         with self._lock:
-            subprocess.run(
-                [*METABOOT, "instance", "add", "--db", self.db_url, str(path)],
-                check=True,
-                capture_output=True,
-            )
+            registry = Registry.open(self.db_url)
+            try:
+                registry.add(parse_spec(spec))
+            finally:
+                registry.close()
 
     def proxy_command(self, network_id: str, address: str, access_log: Path) -> list[str]:
         """What QEMU runs per guest connection: our proxy, stamping this VM's identity."""
@@ -111,44 +112,11 @@ class MetadataService:
 
 def build_drive(spec_file: Path, fmt: str, output: Path) -> Path:
     """A config drive for the instance in ``spec_file``, built by ``metaboot drive build``."""
-    import importlib.util
-
-    if importlib.util.find_spec("metaboot.drive.cli") is None:
-        return _standin_drive(spec_file, fmt, output)  # TEMPORARY until metaboot drive lands
     subprocess.run(
         [*METABOOT, "drive", "build", "--spec", str(spec_file), "--format", fmt, "-o", str(output)],
         check=True,
         capture_output=True,
     )
-    return output
-
-
-def _standin_drive(spec_file: Path, fmt: str, output: Path) -> Path:
-    """TEMPORARY: the metadata core's drive files laid out by genisoimage / mkfs.vfat+mcopy."""
-    import shutil
-
-    from metaboot.metadata.instance import load_spec
-    from metaboot.metadata.tree import build_tree
-
-    files = build_tree(load_spec(spec_file)).drive_files(os.urandom)
-    tree = output.with_suffix(".tree")
-    shutil.rmtree(tree, ignore_errors=True)
-    for rel, data in files.items():
-        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tree / rel).write_bytes(data)
-    if fmt == "iso":
-        subprocess.run(
-            ["genisoimage", "-quiet", "-o", str(output), "-V", "config-2", "-J", "-r", str(tree)],
-            check=True,
-        )
-    else:
-        subprocess.run(["truncate", "-s", "64M", str(output)], check=True)
-        subprocess.run(
-            ["mkfs.vfat", "-n", "config-2", str(output)], check=True, capture_output=True
-        )
-        for top in sorted(tree.iterdir()):
-            subprocess.run(["mcopy", "-s", "-i", str(output), str(top), "::/"], check=True)
-    shutil.rmtree(tree)
     return output
 
 
