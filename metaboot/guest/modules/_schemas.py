@@ -1,0 +1,54 @@
+"""JSON-schema fragments shared by several modules (no ``$ref``: each fragment stands alone)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMMAND_LIST: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "null"},
+        ]
+    },
+}
+
+WRITE_FILES: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["path"],
+        "additionalProperties": False,
+        "properties": {
+            "path": {"type": "string"},
+            "content": {"type": "string"},
+            "owner": {"type": "string"},
+            "permissions": {"type": "string"},
+            "encoding": {
+                "type": "string",
+                "enum": [
+                    "gz",
+                    "gzip",
+                    "gz+base64",
+                    "gzip+base64",
+                    "gz+b64",
+                    "gzip+b64",
+                    "b64",
+                    "base64",
+                    "text/plain",
+                ],
+            },
+            "append": {"type": "boolean"},
+            "defer": {"type": "boolean"},
+        },
+    },
+}
+
+
+def top(properties: dict[str, Any]) -> dict[str, Any]:
+    """A module's fragment: the top-level cloud-config object restricted to its keys."""
+    return {"type": "object", "properties": properties}
