@@ -49,6 +49,10 @@ WRITE_FILES: dict[str, Any] = {
 }
 
 
+# How user commands run on a root that is not the live system (see metaboot.guest.os.commands).
+ROOT_COMMANDS: dict[str, Any] = {"root_commands": {"type": "string", "enum": ["chroot", "skip"]}}
+
+
 def top(properties: dict[str, Any]) -> dict[str, Any]:
     """A module's fragment: the top-level cloud-config object restricted to its keys."""
     return {"type": "object", "properties": properties}

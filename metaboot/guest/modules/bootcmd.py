@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metaboot.guest.modules._schemas import COMMAND_LIST, top
+from metaboot.guest.modules._schemas import COMMAND_LIST, ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for, shellify
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os.commands import CommandFailed
@@ -31,5 +31,5 @@ MODULE = Module(
     frequency=Frequency.ALWAYS,
     keys=("bootcmd",),
     handle=handle,
-    schema=top({"bootcmd": COMMAND_LIST}),
+    schema=top({"bootcmd": COMMAND_LIST, **ROOT_COMMANDS}),
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import unknown_keys
-from metaboot.guest.modules._schemas import top
+from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for, shellify
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import power
@@ -101,7 +101,8 @@ MODULE = Module(
                     "timeout": {"type": "integer"},
                     "condition": {"type": ["string", "boolean", "array"]},
                 },
-            }
+            },
+            **ROOT_COMMANDS,
         }
     ),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metaboot.guest.modules._paths import user_scripts_dir
+from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import run_parts
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 
@@ -17,4 +18,5 @@ MODULE = Module(
     frequency=Frequency.INSTANCE,
     keys=(),
     handle=handle,
+    schema=top(ROOT_COMMANDS),
 )

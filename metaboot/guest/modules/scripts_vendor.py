@@ -9,16 +9,21 @@ from __future__ import annotations
 import shlex
 
 from metaboot.errors import ConfigError
-from metaboot.guest.modules._cfg import get_bool, get_mapping
+from metaboot.guest.modules._cfg import get_mapping
 from metaboot.guest.modules._paths import vendor_scripts_dir
-from metaboot.guest.modules._schemas import top
+from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import run_parts
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 
 
 def handle(ctx: ModuleContext) -> None:
     settings = get_mapping(ctx.cfg, "vendor_data")
-    if not get_bool(settings, "enabled", True):
+    enabled = settings.get("enabled", True)
+    if isinstance(enabled, str):  # cloud-init's deprecated spelling
+        enabled = enabled.strip().lower() not in ("false", "no", "off", "0")
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"vendor_data.enabled: expected true or false, got {enabled!r}")
+    if not enabled:
         ctx.report.changed("vendor scripts disabled by vendor_data.enabled")
         return
     prefix = settings.get("prefix", [])
@@ -45,13 +50,14 @@ MODULE = Module(
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "enabled": {"type": "boolean"},
+                    "enabled": {"type": ["boolean", "string"]},
                     "prefix": {
                         "type": ["array", "string"],
                         "items": {"type": ["string", "integer"]},
                     },
                 },
-            }
+            },
+            **ROOT_COMMANDS,
         }
     ),
 )

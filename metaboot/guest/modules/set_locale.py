@@ -12,7 +12,7 @@ import re
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_str
-from metaboot.guest.modules._schemas import top
+from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os.commands import CommandFailed
@@ -93,5 +93,7 @@ MODULE = Module(
     frequency=Frequency.INSTANCE,
     keys=("locale",),
     handle=handle,
-    schema=top({"locale": {"type": "string"}, "locale_configfile": {"type": "string"}}),
+    schema=top(
+        {"locale": {"type": "string"}, "locale_configfile": {"type": "string"}, **ROOT_COMMANDS}
+    ),
 )
