@@ -93,7 +93,7 @@ def _new_user(ctx: ModuleContext, name: str, config: Mapping[str, Any], where: s
             homedir=_text(config, "homedir", where),
             primary_group=primary,
             groups=tuple(groups),
-            shell=_text(config, "shell", where),
+            login_shell=_text(config, "shell", where),
             uid=int(uid) if uid is not None else None,
             system=_flag(config, "system", False, where),
             no_user_group=no_user_group,

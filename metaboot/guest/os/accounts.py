@@ -76,7 +76,7 @@ class NewUser:
     homedir: str | None = None
     primary_group: str | None = None
     groups: tuple[str, ...] = ()
-    shell: str | None = None
+    login_shell: str | None = None
     uid: int | None = None
     system: bool = False
     no_user_group: bool = False
@@ -95,7 +95,7 @@ def useradd_argv(root: Root, user: NewUser) -> list[str]:
         ("--home-dir", user.homedir),
         ("--gid", user.primary_group),
         ("--groups", ",".join(user.groups) if user.groups else None),
-        ("--shell", user.shell),
+        ("--shell", user.login_shell),
         ("--uid", str(user.uid) if user.uid is not None else None),
         ("--expiredate", user.expiredate),
         ("--inactive", user.inactive),
