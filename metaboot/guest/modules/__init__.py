@@ -83,7 +83,13 @@ CLOUD_INIT_ONLY = frozenset(
         "wireguard",
         "yum_add_repo",
         "zypper_add_repo",
+        # dropped from cloud-init since, still named in older images' cloud.cfg
         "emit_upstart",
+        "refresh_rmc_and_interface",
+        "rightscale_userdata",
+        "debug",
+        "ubuntu_init_switch",
+        "vyos_userdata",
     }
 )
 
