@@ -48,19 +48,19 @@ def authorized_keys(ctx: ModuleContext) -> None:
     if get_bool(ctx.cfg, "allow_public_ssh_keys", True):
         keys += ctx.instance.public_keys
     keys += get_str_list(ctx.cfg, "ssh_authorized_keys")
-    user = default_user_name(ctx.cfg)
-    if user is not None:
-        if not accounts.user_exists(ctx.root, user):
-            raise ConfigError(f"default user {user} does not exist: keys not installed")
-        if keys:
-            result = sshd.install_keys(ctx.root, user, keys)
-            ctx.report.changed(f"{result.added} key(s) added to {result.path}")
-            for line in result.rejected:
-                ctx.report.warn(f"not an SSH public key, ignored: {line!r}…")
-    elif keys:
-        ctx.report.warn("no default user: instance keys go to root only")
     if not keys:
         return
+    user = default_user_name(ctx.cfg)
+    missing = None
+    if user is None:
+        ctx.report.warn("no default user: instance keys go to root only")
+    elif not accounts.user_exists(ctx.root, user):
+        missing = f"default user {user} does not exist: its keys were not installed"
+    else:
+        result = sshd.install_keys(ctx.root, user, keys)
+        ctx.report.changed(f"{result.added} key(s) added to {result.path}")
+        for line in result.rejected:
+            ctx.report.warn(f"not an SSH public key, ignored: {line!r}…")
     if get_bool(ctx.cfg, "disable_root", True):
         options = disable_user_options(ctx.cfg, user or "NONE", "root")
         result = sshd.install_keys(ctx.root, "root", keys, options)
@@ -68,6 +68,8 @@ def authorized_keys(ctx: ModuleContext) -> None:
     else:
         result = sshd.install_keys(ctx.root, "root", keys)
         ctx.report.changed(f"{result.added} key(s) added to {result.path} (disable_root false)")
+    if missing is not None:
+        raise ConfigError(missing)
 
 
 def handle(ctx: ModuleContext) -> None:

@@ -8,6 +8,7 @@ with metaboot's own module schemas.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from modharness import (
     AGENT_CONFIG,
     CloudConfig,
     Harness,
+    KeyPair,
     MakeHarness,
     instance_data,
     merge,
@@ -92,3 +94,31 @@ def harness(cloud_config: CloudConfig) -> MakeHarness:
         return Harness(root, cfg, instance or instance_data())
 
     return make
+
+
+@pytest.fixture(scope="session")
+def keypairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    """Real SSH key pairs: two ed25519 users' keys and an RSA key (PEM) for passwords."""
+    base = tmp_path_factory.mktemp("keypairs")
+    out: dict[str, KeyPair] = {}
+    for name, kind in (("alice", "ed25519"), ("bob", "ed25519"), ("operator", "rsa")):
+        path = base / name
+        extra = ["-b", "2048", "-m", "PEM"] if kind == "rsa" else []
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                kind,
+                *extra,
+                "-N",
+                "",
+                "-C",
+                f"{name}@example",
+                "-f",
+                str(path),
+            ],
+            check=True,
+        )
+        out[name] = KeyPair(path, path.with_suffix(".pub").read_text().strip())
+    return out

@@ -6,6 +6,7 @@ import copy
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metaboot.guest.modules.base import ModuleContext, Report
@@ -88,3 +89,19 @@ def instance_data(**overrides: Any) -> InstanceData:
 
 
 MakeHarness = Callable[..., Harness]
+
+
+def rows(root: Root, table: str) -> dict[str, list[str]]:
+    """The root's /etc/<table> as {name: fields}."""
+    text = root.read_text(f"/etc/{table}")
+    return {line.split(":")[0]: line.split(":") for line in text.splitlines() if line}
+
+
+def members(root: Root, group: str) -> list[str]:
+    return [m for m in rows(root, "group")[group][3].split(",") if m]
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: str
