@@ -49,7 +49,9 @@ def decode_content(content: Any, encoding: str, where: str) -> bytes:
     for step in steps:
         if step == "b64":
             try:
-                data = base64.b64decode(data, validate=False)
+                # Line breaks are fine (YAML blocks); anything else outside base64 is an error,
+                # rather than silently dropped as b64decode would by default.
+                data = base64.b64decode(b"".join(data.split()), validate=True)
             except (binascii.Error, ValueError) as err:
                 raise ConfigError(f"{where}.content: invalid base64 ({err})") from None
         else:
