@@ -75,6 +75,7 @@ def build_root(base: Path, *, chrootable: bool = False) -> Root:
         ("var/lib", 0o755),
         ("var/log", 0o755),
         ("tmp", 0o1777),
+        ("var/tmp", 0o1777),
         ("etc/ssh/sshd_config.d", 0o755),
         ("etc/sudoers.d", 0o750),
         ("run", 0o755),
