@@ -140,11 +140,18 @@ def apply_ssh_pwauth(ctx: ModuleContext) -> None:
         ctx.report.warn(f"ssh_pwauth: unrecognised value {value!r}; sshd left unchanged")
         return
     setting = "yes" if value else "no"
+    if not ctx.root.exists(sshd.SSHD_CONFIG):
+        # As cloud-init: no SSH server, nothing to configure (not an error of the user-data).
+        ctx.report.warn(f"ssh_pwauth ignored: {sshd.SSHD_CONFIG} does not exist")
+        return
     change = sshd.set_options(ctx.root, {"PasswordAuthentication": setting})
     if change.changed:
         ctx.report.changed(f"PasswordAuthentication {setting} in {change.path}")
         service = get_str(get_mapping(ctx.cfg, "system_info"), "ssh_svcname", "ssh") or "ssh"
-        ctx.report.changed(services.reload_if_running(ctx.root, service))
+        try:
+            ctx.report.changed(services.reload_if_running(ctx.root, service))
+        except MetabootError as err:
+            ctx.report.warn(f"the new setting applies when sshd next starts: {err}")
     winner = sshd.effective(ctx.root, "PasswordAuthentication")
     if winner is not None and winner.value.lower() != setting:
         ctx.report.warn(

@@ -143,6 +143,13 @@ def test_ssh_pwauth_without_include_edits_sshd_config(
     )
 
 
+def test_ssh_pwauth_without_sshd_is_a_warning(guest_root: Root, harness: MakeHarness) -> None:
+    guest_root.remove("/etc/ssh/sshd_config")
+    report = harness(guest_root, "#cloud-config\nssh_pwauth: true\n").run("set_passwords")
+    assert "does not exist" in report.warnings[0]
+    assert not guest_root.exists(sshd.DROPIN)
+
+
 def test_ssh_pwauth_overridden_is_reported(guest_root: Root, harness: MakeHarness) -> None:
     guest_root.write_file("/etc/ssh/sshd_config.d/10-site.conf", "PasswordAuthentication yes\n")
     report = harness(guest_root, "#cloud-config\nssh_pwauth: false\n").run("set_passwords")
