@@ -12,7 +12,7 @@ import urllib.request
 
 from metaboot.errors import ConfigError, MetabootError
 
-PASSWORD_PATH = "/openstack/latest/password"  # noqa: S105 - a URL path, not a secret
+PASSWORD_PATH = "/openstack/latest/password"
 MAX_BODY = 1020  # nova stores at most 4 x 255 characters
 TIMEOUT = 10.0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "os"))
-
-from guestroots import build_root
-from modharness import (
+from metaboot.guest.modules import combined_schema
+from metaboot.guest.sources.base import InstanceData
+from metaboot.guest.system import Root
+from tests.guest.modules.modharness import (
     AGENT_CONFIG,
     CloudConfig,
     Harness,
@@ -29,11 +28,8 @@ from modharness import (
     instance_data,
     merge,
 )
-from schemacheck import SchemaChecker
-
-from metaboot.guest.modules import combined_schema
-from metaboot.guest.sources.base import InstanceData
-from metaboot.guest.system import Root
+from tests.guest.modules.schemacheck import SchemaChecker
+from tests.guest.os.guestroots import build_root
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import reference
+from tests import reference
 
 _WORKER = r"""
 import json, sys

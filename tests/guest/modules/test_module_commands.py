@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from modharness import STATE_DIR, MakeHarness
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._shell import shellify
 from metaboot.guest.os.commands import OUTPUT_LOG, CommandFailed
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import STATE_DIR, MakeHarness
 
 
 def test_shellify_quotes_lists() -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modharness import AGENT_CONFIG, Harness, instance_data, merge
-from schemacheck import SchemaChecker
 
 from metaboot.guest.modules import DEFAULT_MODULES, load_module
 from metaboot.guest.modules.base import Stage
 from metaboot.guest.os.commands import CommandFailed
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import AGENT_CONFIG, Harness, instance_data, merge
+from tests.guest.modules.schemacheck import SchemaChecker
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "cloud-config.md"
 DEPRECATED_MARK = "# deprecated syntax, still accepted"

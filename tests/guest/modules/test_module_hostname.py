@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from modharness import MakeHarness, instance_data
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules import _hostnames
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import MakeHarness, instance_data
 
 
 def test_metadata_name_with_domain(guest_root: Root, harness: MakeHarness) -> None:

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from modharness import KeyPair, MakeHarness, instance_data, rows
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os import sshd
 from metaboot.guest.os.passwords import hash_password
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import KeyPair, MakeHarness, instance_data, rows
 
 
 def verify(hashed: str, password: str) -> bool:

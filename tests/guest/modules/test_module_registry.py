@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from metaboot.guest.modules import (
     CLOUD_INIT_ONLY,
@@ -18,6 +19,7 @@ from metaboot.guest.modules import (
     parse_entry,
 )
 from metaboot.guest.modules.base import Frequency, Module, Stage
+from tests import reference
 
 # cloud-init's own frequencies and stages for the modules we provide (cloudinit/config/cc_*.py).
 CLOUD_INIT_FREQUENCY = {
@@ -83,9 +85,6 @@ def test_default_lists_follow_cloud_init_order() -> None:
 
 def test_debian_cloud_cfg_module_lists_all_resolve() -> None:
     """Every name in Debian's shipped cloud.cfg either loads or is a known cloud-init module."""
-    import reference
-    import yaml
-
     cfg = yaml.safe_load((reference.CLOUDINIT_DIR / "etc/cloud/cloud.cfg").read_text())
     for key in ("cloud_init_modules", "cloud_config_modules", "cloud_final_modules"):
         for entry in cfg[key]:

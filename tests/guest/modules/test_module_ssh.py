@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from modharness import KeyPair, MakeHarness, instance_data
-
 from metaboot.guest.os import sshd
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import KeyPair, MakeHarness, instance_data
 
 
 def test_image_host_keys_replaced_with_default_types(

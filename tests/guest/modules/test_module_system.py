@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import pytest
 import yaml
-from modharness import STATE_DIR, Harness, MakeHarness, instance_data
-from schemacheck import SchemaChecker
 
 from metaboot import __version__
 from metaboot.errors import ConfigError
@@ -16,6 +14,8 @@ from metaboot.guest.modules import power_state_change
 from metaboot.guest.modules.set_locale import enable_in_locale_gen, set_variable
 from metaboot.guest.os import power
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import STATE_DIR, Harness, MakeHarness, instance_data
+from tests.guest.modules.schemacheck import SchemaChecker
 
 
 def test_timezone(guest_root: Root, harness: MakeHarness) -> None:

@@ -6,12 +6,12 @@ import os
 import subprocess
 
 import pytest
-from modharness import KeyPair, MakeHarness, instance_data, members, rows
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os.passwords import hash_password
 from metaboot.guest.os.sudoers import RULES_FILE
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import KeyPair, MakeHarness, instance_data, members, rows
 
 
 def test_default_user_with_metadata_keys(

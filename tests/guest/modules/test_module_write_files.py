@@ -7,11 +7,11 @@ import gzip
 import os
 
 import pytest
-from modharness import MakeHarness, rows
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.write_files import decode_content, parse_permissions
 from metaboot.guest.system import Root
+from tests.guest.modules.modharness import MakeHarness, rows
 
 
 def stat(root: Root, path: str) -> tuple[int, int, int]:

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from guestroots import build_root
 
 from metaboot.guest.system import Root
+from tests.guest.os.guestroots import build_root
 
 
 @pytest.fixture

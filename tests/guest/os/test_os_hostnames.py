@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from guestroots import HOSTS
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os import hostnames
 from metaboot.guest.system import Root
+from tests.guest.os.guestroots import HOSTS
 
 
 @pytest.mark.parametrize("name", ["web-1", "a", "x" * 63, "web-1.example.com"])
