@@ -140,8 +140,11 @@ def configure_user(ctx: ModuleContext, entry: _users.UserEntry, where: str) -> N
         accounts.set_password_hashes(ctx.root, [(name, hash_password(plain))])
         ctx.report.changed(f"set the password of {name}")
     if _flag(config, "lock_passwd", True, where):
-        accounts.lock_password(ctx.root, name)
-        ctx.report.changed(f"locked the password of {name}")
+        # A new account without a password is already locked ("!"): one tool run saved.
+        current = accounts.shadow_password(ctx.root, name) or ""
+        if not current.startswith("!"):
+            accounts.lock_password(ctx.root, name)
+        ctx.report.changed(f"password login disabled for {name}")
     if config.get("sudo") is False:
         ctx.report.warn(f"{where}.sudo: false is deprecated; leave sudo out or use null")
     rules = _sudo_rules(config.get("sudo"), where)

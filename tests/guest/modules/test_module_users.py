@@ -186,3 +186,12 @@ def test_home_directory_modes(guest_root: Root, harness: MakeHarness) -> None:
     harness(guest_root).run("users_groups")
     info = os.stat(guest_root.path("/home/debian"))
     assert info.st_uid == int(rows(guest_root, "passwd")["debian"][2])
+
+
+def test_lock_passwd_defaults_to_true_even_with_a_password(
+    guest_root: Root, harness: MakeHarness
+) -> None:
+    h = harness(guest_root, "#cloud-config\nusers:\n  - name: erin\n    plain_text_passwd: pw\n")
+    h.run("users_groups")
+    field = rows(guest_root, "shadow")["erin"][1]
+    assert field.startswith("!$6$")  # set, then locked: keys only, as with cloud-init
