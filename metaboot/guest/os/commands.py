@@ -124,7 +124,11 @@ class CommandRunner:
             return proc.returncode
         self.root.makedirs(os.path.dirname(self.output_log))
         log_path = self.root.path(self.output_log)
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # O_NOFOLLOW: a symlink planted in the root must not lead the log out of it.
+        try:
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        except OSError as err:
+            raise CommandFailed(f"cannot open {self.output_log}: {err.strerror}") from None
         with os.fdopen(fd, "ab") as log:
             log.write(f"--- {label or ' '.join(argv)}\n".encode())
             log.flush()

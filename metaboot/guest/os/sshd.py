@@ -282,7 +282,10 @@ def generate_host_keys(root: Root, key_types: Sequence[str], comment: str) -> li
     jobs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for key_type in dict.fromkeys(key_types):
         path = host_key_path(key_type)
-        if root.exists(path):
+        if root.path(path).is_symlink():
+            # ssh-keygen would write through it, possibly out of the root.
+            root.remove(path)
+        elif root.exists(path):
             continue
         argv = [
             "ssh-keygen",

@@ -11,6 +11,7 @@ import pytest
 from metaboot.errors import ConfigError
 from metaboot.guest.os.commands import (
     OUTPUT_LOG,
+    CommandFailed,
     CommandRunner,
     CommandSkipped,
     RootCommands,
@@ -70,3 +71,12 @@ def test_policy_setting() -> None:
     assert policy_from({"root_commands": "skip"}) is RootCommands.SKIP
     with pytest.raises(ConfigError, match="root_commands"):
         policy_from({"root_commands": "host"})
+
+
+def test_output_log_symlink_is_refused(chroot_root: Root, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.log"
+    outside.write_text("host file\n")
+    os.symlink(str(outside), chroot_root.path(OUTPUT_LOG))
+    with pytest.raises(CommandFailed, match="cannot open /var/log/metaboot-output.log"):
+        CommandRunner(chroot_root).run(["/bin/sh", "-c", "echo hi"])
+    assert outside.read_text() == "host file\n"

@@ -193,3 +193,12 @@ def test_given_host_keys_public_derived(guest_root: Root, tmp_path: Path) -> Non
         guest_root.read_text(written[1]).split()[:2] == (tmp_path / "k.pub").read_text().split()[:2]
     )
     assert guest_root.path(written[0]).stat().st_mode & 0o777 == 0o600
+
+
+def test_host_key_symlink_never_leads_out_of_the_root(guest_root: Root, tmp_path: Path) -> None:
+    outside = tmp_path / "outside-key"
+    sshd.delete_host_keys(guest_root)
+    os.symlink(str(outside), guest_root.path("/etc/ssh/ssh_host_ed25519_key"))
+    sshd.generate_host_keys(guest_root, ["ed25519"], "root@x")
+    assert not outside.exists()
+    assert not guest_root.path("/etc/ssh/ssh_host_ed25519_key").is_symlink()
