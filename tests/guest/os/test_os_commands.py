@@ -77,6 +77,6 @@ def test_output_log_symlink_is_refused(chroot_root: Root, tmp_path: Path) -> Non
     outside = tmp_path / "outside.log"
     outside.write_text("host file\n")
     os.symlink(str(outside), chroot_root.path(OUTPUT_LOG))
-    with pytest.raises(CommandFailed, match="cannot open /var/log/metaboot-output.log"):
+    with pytest.raises(CommandFailed, match=r"cannot open /var/log/metaboot-output\.log"):
         CommandRunner(chroot_root).run(["/bin/sh", "-c", "echo hi"])
     assert outside.read_text() == "host file\n"
