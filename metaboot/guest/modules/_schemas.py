@@ -1,4 +1,10 @@
-"""JSON-schema fragments shared by several modules (no ``$ref``: each fragment stands alone)."""
+"""JSON-schema fragments shared by several modules (no ``$ref``: each fragment stands alone).
+
+The fragments accept everything cloud-init's schema accepts for the same keys, and are looser in
+one way on purpose: no ``additionalProperties: false``. An unknown key inside a mapping (a typo
+in a ``write_files`` entry, say) is warned about by the module, which still does the rest, rather
+than making the whole module invalid: unknown keys are never fatal.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +28,6 @@ WRITE_FILES: dict[str, Any] = {
     "items": {
         "type": "object",
         "required": ["path"],
-        "additionalProperties": False,
         "properties": {
             "path": {"type": "string"},
             "content": {"type": "string"},

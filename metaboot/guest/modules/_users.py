@@ -77,7 +77,6 @@ _USER_PROPERTIES: dict[str, Any] = {
 }
 USER_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "additionalProperties": False,
     "properties": _USER_PROPERTIES,
 }
 SCHEMA: dict[str, Any] = {

@@ -93,7 +93,6 @@ MODULE = Module(
             "power_state": {
                 "type": "object",
                 "required": ["mode"],
-                "additionalProperties": False,
                 "properties": {
                     "mode": {"type": "string", "enum": ["poweroff", "reboot", "halt"]},
                     "delay": {"oneOf": [{"type": "integer"}, {"type": "string"}]},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 
 from metaboot.errors import ConfigError
-from metaboot.guest.modules._cfg import get_mapping
+from metaboot.guest.modules._cfg import get_mapping, unknown_keys
 from metaboot.guest.modules._paths import vendor_scripts_dir
 from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import run_parts
@@ -18,6 +18,8 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 
 def handle(ctx: ModuleContext) -> None:
     settings = get_mapping(ctx.cfg, "vendor_data")
+    for message in unknown_keys("vendor_data", settings, {"enabled", "prefix"}):
+        ctx.report.warn(message)
     enabled = settings.get("enabled", True)
     if isinstance(enabled, str):  # cloud-init's deprecated spelling
         enabled = enabled.strip().lower() not in ("false", "no", "off", "0")
@@ -48,7 +50,6 @@ MODULE = Module(
         {
             "vendor_data": {
                 "type": "object",
-                "additionalProperties": False,
                 "properties": {
                     "enabled": {"type": ["boolean", "string"]},
                     "prefix": {

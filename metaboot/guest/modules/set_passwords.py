@@ -63,6 +63,8 @@ def plan(cfg: Mapping[str, Any], warn: Any = lambda _m: None) -> PasswordPlan:
             where = f"chpasswd.users[{index}]"
             if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
                 raise ConfigError(f"{where}: expected a mapping with a name")
+            for message in unknown_keys(where, item, {"name", "password", "type"}):
+                warn(message)
             password = item.get("password")
             kind = item.get("type", "hash" if password is not None else "RANDOM")
             if kind != "RANDOM" and not isinstance(password, str):
@@ -160,19 +162,21 @@ def apply_ssh_pwauth(ctx: ModuleContext) -> None:
         )
 
 
-def publish_settings(cfg: Mapping[str, Any]) -> tuple[bool, str | None]:
+def publish_settings(cfg: Mapping[str, Any], warn: Any) -> tuple[bool, str | None]:
     value = cfg.get("publish_password", False)
     if isinstance(value, bool):
         return value, None
     if not isinstance(value, Mapping):
         raise ConfigError(f"publish_password: expected true, false or a mapping, got {value!r}")
+    for message in unknown_keys("publish_password", value, {"enabled", "user"}):
+        warn(message)
     return get_bool(value, "enabled", True), get_str(value, "user")
 
 
 def publish_password(ctx: ModuleContext, wanted: PasswordPlan) -> None:
     """Give the user a random password and POST it, encrypted to the first SSH key, to the
     metadata service; the local password changes only once the platform has accepted it."""
-    enabled, user = publish_settings(ctx.cfg)
+    enabled, user = publish_settings(ctx.cfg, ctx.report.warn)
     if not enabled:
         return
     user = user or default_user_name(ctx.cfg)
@@ -230,7 +234,6 @@ MODULE = Module(
             "password": {"type": "string"},
             "chpasswd": {
                 "type": "object",
-                "additionalProperties": False,
                 "properties": {
                     "expire": {"type": "boolean"},
                     "users": {
@@ -238,7 +241,6 @@ MODULE = Module(
                         "items": {
                             "type": "object",
                             "required": ["name"],
-                            "additionalProperties": False,
                             "properties": {
                                 "name": {"type": "string"},
                                 "type": {"enum": ["hash", "text", "RANDOM"]},
@@ -259,7 +261,6 @@ MODULE = Module(
                     {"type": "boolean"},
                     {
                         "type": "object",
-                        "additionalProperties": False,
                         "properties": {"enabled": {"type": "boolean"}, "user": {"type": "string"}},
                     },
                 ]

@@ -19,6 +19,11 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, hostnames, sshd
 
 DEFAULT_KEY_TYPES = ["rsa", "ecdsa", "ed25519"]
+KEY_NAMES = frozenset(
+    f"{kind}_{part}"
+    for kind in sshd.HOST_KEY_TYPES
+    for part in ("private", "public", "certificate")
+)
 
 
 def host_keys(ctx: ModuleContext) -> None:
@@ -26,7 +31,10 @@ def host_keys(ctx: ModuleContext) -> None:
         removed = sshd.delete_host_keys(ctx.root)
         if removed:
             ctx.report.changed(f"removed {len(removed)} host key file(s) the image came with")
-    given = get_mapping(ctx.cfg, "ssh_keys")
+    given = dict(get_mapping(ctx.cfg, "ssh_keys"))
+    for name in [n for n in given if n not in KEY_NAMES]:
+        ctx.report.warn(f"ssh_keys: unknown key {name!r} ignored")
+        del given[name]
     if given:
         if not all(isinstance(v, str) for v in given.values()):
             raise ConfigError("ssh_keys: every value must be a key as text")
@@ -96,12 +104,7 @@ MODULE = Module(
             },
             "ssh_keys": {
                 "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    f"{kind}_{part}": {"type": "string"}
-                    for kind in sshd.HOST_KEY_TYPES
-                    for part in ("private", "public", "certificate")
-                },
+                "properties": {name: {"type": "string"} for name in sorted(KEY_NAMES)},
             },
             "ssh_authorized_keys": {"type": "array", "minItems": 1, "items": {"type": "string"}},
             "allow_public_ssh_keys": {"type": "boolean"},
@@ -110,7 +113,6 @@ MODULE = Module(
             "ssh_quiet_keygen": {"type": "boolean"},
             "ssh_publish_hostkeys": {
                 "type": "object",
-                "additionalProperties": False,
                 "properties": {
                     "enabled": {"type": "boolean"},
                     "blacklist": {"type": "array", "items": {"type": "string"}},

@@ -7,11 +7,13 @@ import gzip
 import os
 
 import pytest
+import yaml
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.write_files import decode_content, parse_permissions
 from metaboot.guest.system import Root
-from tests.guest.modules.modharness import MakeHarness, rows
+from tests.guest.modules.modharness import Harness, MakeHarness, instance_data, rows
+from tests.guest.modules.schemacheck import SchemaChecker
 
 
 def stat(root: Root, path: str) -> tuple[int, int, int]:
@@ -160,3 +162,17 @@ def test_binary_content_and_unknown_encoding() -> None:
     assert decode_content(b"\x00\x01", "text/plain", "w") == b"\x00\x01"
     with pytest.raises(ConfigError, match="unknown encoding"):
         decode_content("x", "rot13", "w")
+
+
+def test_unknown_key_in_an_entry_is_a_warning(
+    guest_root: Root, schema_checker: SchemaChecker
+) -> None:
+    """cloud-init's schema rejects the typo; the agent warns and still writes the file."""
+    cfg = yaml.safe_load(
+        "write_files:\n  - path: /etc/typo\n    content: x\n    permision: '0600'\n"
+    )
+    verdict = schema_checker.check(cfg)
+    assert verdict.errors and verdict.ours == []  # our schema leaves unknown keys to the module
+    report = Harness(guest_root, cfg, instance_data()).run("write_files")
+    assert guest_root.read_text("/etc/typo") == "x"
+    assert report.warnings == ["write_files[0]: unknown key 'permision' ignored"]
