@@ -7,18 +7,26 @@ instance password ID --private-key FILE`` decrypt it with the key pair's private
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+from functools import cache
+from typing import TYPE_CHECKING
 
 from metaboot.errors import ConfigError, MetabootError
+
+if TYPE_CHECKING:
+    import urllib.request
 
 PASSWORD_PATH = "/openstack/latest/password"
 MAX_BODY = 1020  # nova stores at most 4 x 255 characters
 TIMEOUT = 10.0
 
 
-# The metadata service is link-local: never through an HTTP proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+@cache
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib, loaded only when a password is published (it costs ~20 ms to import). The
+    metadata service is link-local: never through an HTTP proxy from the environment."""
+    import urllib.request
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class PasswordPostError(MetabootError):
@@ -33,9 +41,11 @@ def password_url(service_url: str) -> str:
 
 def platform_holds_password(service_url: str, timeout: float = TIMEOUT) -> bool:
     """True when the service already holds a password for this instance."""
+    import urllib.error
+
     url = password_url(service_url)
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _opener().open(url, timeout=timeout) as response:
             return bool(response.read(MAX_BODY + 1).strip())
     except urllib.error.HTTPError as err:
         if err.code == 404:
@@ -48,6 +58,9 @@ def platform_holds_password(service_url: str, timeout: float = TIMEOUT) -> bool:
 
 
 def post_password(service_url: str, ciphertext_b64: str, timeout: float = TIMEOUT) -> None:
+    import urllib.error
+    import urllib.request
+
     url = password_url(service_url)
     body = ciphertext_b64.encode("ascii")
     if len(body) > MAX_BODY:
@@ -59,7 +72,7 @@ def post_password(service_url: str, ciphertext_b64: str, timeout: float = TIMEOU
         url, data=body, method="POST", headers={"Content-Type": "text/plain"}
     )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with _opener().open(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as err:
         if err.code == 409:

@@ -118,3 +118,17 @@ def test_combined_schema_covers_every_key_a_module_is_activated_by() -> None:
     for name in module_names():
         for key in load_module(name).keys:
             assert key in properties, (name, key)
+
+
+def test_loading_every_module_pulls_in_no_http_or_mime() -> None:
+    """urllib is imported only when a password is actually published."""
+    code = (
+        "import sys, metaboot.guest.modules as m\n"
+        "for n in m.module_names(): m.load_module(n)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for heavy in ("urllib.request", "http.client", "email", "ssl", "jsonschema", "jinja2"):
+        assert heavy not in loaded, heavy
