@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from metaboot.errors import ConflictError, MetabootError, NotFoundError, SpecError
-from metaboot.registry.store import GenerationMismatch
 
 
 def _is_loopback(host: str) -> bool:
@@ -78,10 +77,8 @@ class AdminClient:
             return MetabootError(f"the admin API at {self.base_url} refused the token: {message}")
         if status == 404:
             return NotFoundError(message)
-        if status == 409:
+        if status in (409, 412):  # 412: If-Match named a generation that is not current
             return ConflictError(message)
-        if status == 412:
-            return GenerationMismatch(message)
         if status == 400 and isinstance(body, dict) and isinstance(body.get("field"), str):
             field = body["field"]
             problem = message.removeprefix(f"{field}: ") if field else message

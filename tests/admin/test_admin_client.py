@@ -9,7 +9,7 @@ import pytest
 from metaboot.admin.client import AdminClient
 from metaboot.errors import ConflictError, MetabootError, NotFoundError, SpecError
 from metaboot.metadata.instance import instance_to_spec, parse_spec
-from metaboot.registry import GenerationMismatch, Registry
+from metaboot.registry import Registry
 from tests.admin.harness import TOKEN
 from tests.registry.specs import spec
 
@@ -49,7 +49,7 @@ def test_client_errors_are_the_registry_s_errors(base_url: str) -> None:
         client.create(data)
     with pytest.raises(NotFoundError, match="no instance"):
         client.show("00000000-0000-0000-0000-000000000000")
-    with pytest.raises(GenerationMismatch):
+    with pytest.raises(ConflictError, match="generation 1, not 7"):
         client.replace(data["uuid"], data, generation=7)
     with pytest.raises(SpecError) as err:
         client.replace(data["uuid"], {**data, "hostname": "no spaces allowed"})
