@@ -6,37 +6,60 @@ API and a direct ``--db`` alike.
 
 from __future__ import annotations
 
-import ipaddress
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from metaboot.errors import ConflictError, MetabootError, NotFoundError, SpecError
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a UNIX socket, for an admin API that listens on one (``unix:/path``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class AdminClient:
+    """``base_url`` is ``http://HOST:PORT``, ``https://…`` or ``unix:/path/to/socket``."""
+
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise MetabootError(f"admin API URL must be http(s)://HOST[:PORT], not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout
-        handlers: list[urllib.request.BaseHandler] = []
-        if _is_loopback(parts.hostname):
-            handlers.append(urllib.request.ProxyHandler({}))  # never via a proxy to loopback
-        self._opener = urllib.request.build_opener(*handlers)
+        if base_url.startswith("unix:"):
+            self._unix: str | None = base_url.removeprefix("unix:")
+            self._prefix = ""
+            return
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise MetabootError(
+                f"admin API URL must be http(s)://HOST[:PORT] or unix:/PATH, not {base_url!r}"
+            )
+        self._unix = None
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+        self._prefix = parts.path.rstrip("/")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._unix is not None:
+            return _UnixConnection(self._unix, self._timeout)
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._netloc, timeout=self._timeout)
+        return http.client.HTTPConnection(self._netloc, timeout=self._timeout)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -50,25 +73,24 @@ class AdminClient:
         content_type: str = "application/json",
     ) -> tuple[int, dict[str, str], Any]:
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method)  # noqa: S310
-        req.add_header("Accept", "application/json")
+        send = {"Accept": "application/json", **(headers or {})}
         if self._token:
-            req.add_header("Authorization", f"Bearer {self._token}")
+            send["Authorization"] = f"Bearer {self._token}"
         if data is not None:
-            req.add_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
-            req.add_header(name, value)
+            send["Content-Type"] = content_type
+        conn = self._connection()
         try:
-            with self._opener.open(req, timeout=self._timeout) as resp:
-                return resp.status, dict(resp.headers), _decode(resp.read())
-        except urllib.error.HTTPError as err:
-            body = _decode(err.read())
-            raise self._error(err.code, body) from None
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise MetabootError(
-                f"cannot reach the admin API at {self.base_url}: {reason}"
-            ) from None
+            conn.request(method, self._prefix + path, body=data, headers=send)
+            resp = conn.getresponse()
+            status, resp_headers, raw = resp.status, dict(resp.getheaders()), resp.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise MetabootError(f"cannot reach the admin API at {self.base_url}: {err}") from None
+        finally:
+            conn.close()
+        body = _decode(raw)
+        if status >= 400:
+            raise self._error(status, body)
+        return status, resp_headers, body
 
     def _error(self, status: int, body: Any) -> MetabootError:
         message = body.get("error") if isinstance(body, dict) else None

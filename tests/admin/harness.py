@@ -4,11 +4,13 @@ serve it on a loopback port for the client and the CLI."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -127,3 +129,32 @@ def serve(app: AdminApp) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+class _UnixServer(ThreadingHTTPServer):
+    address_family = socket.AF_UNIX
+
+    def server_bind(self) -> None:
+        self.socket.bind(self.server_address)
+        self.server_name, self.server_port = "localhost", 0
+
+
+class _UnixHandler(_Handler):
+    def address_string(self) -> str:
+        return "unix"
+
+
+@contextmanager
+def serve_unix(app: AdminApp, path: Path) -> Iterator[None]:
+    """Serve ``app`` on a UNIX socket at ``path``."""
+    handler = type("Handler", (_UnixHandler,), {"app": app})
+    server = _UnixServer(str(path), handler)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        path.unlink(missing_ok=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +12,7 @@ from metaboot.admin.client import AdminClient
 from metaboot.errors import ConflictError, MetabootError, NotFoundError, SpecError
 from metaboot.metadata.instance import instance_to_spec, parse_spec
 from metaboot.registry import Registry
-from tests.admin.harness import TOKEN
+from tests.admin.harness import TOKEN, serve_unix
 from tests.registry.specs import spec
 
 
@@ -71,3 +73,14 @@ def test_bad_token_and_unreachable_api_say_so(base_url: str) -> None:
             AdminClient(f"http://127.0.0.1:{port}", TOKEN, timeout=5).list_instances()
     with pytest.raises(MetabootError, match="must be http"):
         AdminClient("127.0.0.1:8776", TOKEN)
+    with pytest.raises(MetabootError, match="cannot reach the admin API at unix:"):
+        AdminClient("unix:/nonexistent/admin.sock", TOKEN).list_instances()
+
+
+def test_client_over_a_unix_socket(app: Any, tmp_path: Path) -> None:
+    """The service may put the admin API on a UNIX socket; the client follows it there."""
+    path = tmp_path / "admin.sock"
+    with serve_unix(app, path):
+        client = AdminClient(f"unix:{path}", TOKEN)
+        created = client.create(instance_to_spec(parse_spec(spec("sock"))))
+        assert client.show(created["uuid"])["name"] == "sock"
