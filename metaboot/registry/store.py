@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class Registry:
         self._watcher: notify.SQLitePoller | notify.PostgresListener | None = None
         self._poll_interval = poll_interval
         self._channel = ""
+        self._watch_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -176,7 +178,8 @@ class Registry:
         return registry
 
     def close(self) -> None:
-        watcher, self._watcher = self._watcher, None
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
         self.engine.dispose()
@@ -518,14 +521,16 @@ class Registry:
         background thread (or, for this registry's own writes, on the writing thread right
         after the commit), so they must be quick and thread-safe.
         """
-        key = self._dispatcher.add(callback)
-        if self._watcher is None:
-            self._watcher = self._start_watcher()
+        with self._watch_lock:
+            key = self._dispatcher.add(callback)
+            if self._watcher is None:
+                self._watcher = self._start_watcher()
 
         def close() -> None:
-            if self._dispatcher.remove(key) == 0 and self._watcher is not None:
-                watcher, self._watcher = self._watcher, None
-                watcher.close()
+            with self._watch_lock:
+                if self._dispatcher.remove(key) == 0 and self._watcher is not None:
+                    watcher, self._watcher = self._watcher, None
+                    watcher.close()
 
         return Watch(close)
 
