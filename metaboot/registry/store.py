@@ -131,7 +131,11 @@ def _address_rows(instance: Instance) -> list[dict[str, str]]:
 
 
 class Registry:
-    """Instances, their addresses, routers and guest passwords in SQLite or PostgreSQL."""
+    """Instances, their addresses, routers and guest passwords in SQLite or PostgreSQL.
+
+    Engines are made with ``hide_parameters``: a database error must not carry user-data or a
+    password into a log line.
+    """
 
     def __init__(self, engine: Engine, display_url: str, *, poll_interval: float = 0.05) -> None:
         self.engine = engine
@@ -159,7 +163,7 @@ class Registry:
         if sa_url.get_backend_name() == "sqlite":
             engine = _sqlite_engine(sa_url.database or "", display)
         elif sa_url.get_backend_name() == "postgresql":
-            engine = create_engine(sa_url, pool_pre_ping=True)
+            engine = create_engine(sa_url, pool_pre_ping=True, hide_parameters=True)
         else:
             raise ConfigError(f"{display}: unsupported database (use sqlite:/// or postgresql://)")
         registry = cls(engine, display, poll_interval=poll_interval)
@@ -591,7 +595,7 @@ def _sqlite_engine(path: str, display: str) -> Engine:
     if not file.exists():
         # The registry holds user-data and passwords: readable by its owner only.
         os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
-    engine = create_engine(f"sqlite:///{file}")
+    engine = create_engine(f"sqlite:///{file}", hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:
