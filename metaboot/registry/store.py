@@ -43,7 +43,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from metaboot.errors import ConfigError, ConflictError, MetabootError, NotFoundError
 from metaboot.metadata.instance import PASSWORD_LIMIT, Instance, instance_to_spec, parse_spec
 from metaboot.registry import migrate, notify
-from metaboot.registry.paths import sqlalchemy_url
+from metaboot.registry.paths import default_db_url, sqlalchemy_url
 from metaboot.registry.schema import addresses, changes, instances, routers
 
 log = logging.getLogger(__name__)
@@ -151,14 +151,15 @@ class Registry:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, poll_interval: float = 0.05) -> Registry:
-        """Open (creating if need be) and migrate the registry at ``url``.
+    def open(cls, url: str | None = None, *, poll_interval: float = 0.05) -> Registry:
+        """Open (creating if need be) and migrate the registry at ``url`` (default:
+        ``default_db_url()``, the same as the service's).
 
         ``url`` is a SQLAlchemy-style URL (``sqlite:///path``, ``postgresql://…``) or a bare path
         to a SQLite file. A SQLite file and its directory are created private to the owner:
         the registry holds user-data and guest passwords.
         """
-        sa_url = make_url(sqlalchemy_url(url))
+        sa_url = make_url(sqlalchemy_url(url or default_db_url()))
         display = sa_url.render_as_string(hide_password=True)
         if sa_url.get_backend_name() == "sqlite":
             engine = _sqlite_engine(sa_url.database or "", display)
