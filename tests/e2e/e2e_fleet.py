@@ -80,16 +80,19 @@ class MetadataService:
             proc.wait()
 
     def add(self, spec: dict[str, Any]) -> None:
-        """Register an instance in the service's registry (the service sees it at once)."""
-        from metaboot.metadata.instance import parse_spec
-        from metaboot.registry import Registry
-
+        """Register an instance the way an operator does: a spec file and ``metaboot instance
+        add`` against the service's database (the running service sees it at once)."""
+        path = self.workdir / f"instance-{spec['uuid']}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
         with self._lock:
-            registry = Registry.open(self.db_url)
-            try:
-                registry.add(parse_spec(spec))
-            finally:
-                registry.close()
+            proc = subprocess.run(
+                [*METABOOT, "instance", "add", "--db", self.db_url, str(path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"metaboot instance add {path} failed: {proc.stderr}")
 
     def proxy_command(self, network_id: str, address: str, access_log: Path) -> list[str]:
         """What QEMU runs per guest connection: our proxy, stamping this VM's identity."""
