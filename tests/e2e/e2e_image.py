@@ -184,6 +184,9 @@ def _digest(*parts: object) -> str:
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):
+            if not part.exists():
+                h.update(f"absent:{part.name}".encode())
+                continue
             files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
             for f in files:
                 if "__pycache__" in f.parts:
