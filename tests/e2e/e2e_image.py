@@ -24,6 +24,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,11 +220,14 @@ def _lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _publish(tmp: Path, final: Path, prefix: str) -> None:
-    """Atomically move a finished build into place and drop older builds of the same thing."""
+def _publish(tmp: Path, final: Path, stem: str) -> None:
+    """Atomically move a finished build into place and drop older builds of the same thing
+    (``<stem>-<key>`` with another key; other images are left alone). A VM still booting an
+    older build keeps it: its open files outlive the unlink."""
     os.rename(tmp, final)
-    for old in CACHE.glob(prefix + "*"):
-        if old != final and not old.name.startswith("."):
+    pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}(\.tar)?")
+    for old in CACHE.iterdir():
+        if old != final and pattern.fullmatch(old.name):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
@@ -346,7 +350,7 @@ def base_tarball() -> Path:
             logfile,
         )
         os.rename(tmp_tar, CACHE / f".base-{key}.tar.tmp")
-        _publish(CACHE / f".base-{key}.tar.tmp", final, "base-")
+        _publish(CACHE / f".base-{key}.tar.tmp", final, "base")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
@@ -402,7 +406,7 @@ def _build_image(
                         kernel=kernels[-1].name, disk_mb=size_mb,
                         built_seconds=round(time.monotonic() - started, 1))  # fmt: skip
             (work / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
-            _publish(work, final, f"image-{name}-")
+            _publish(work, final, f"image-{name}")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

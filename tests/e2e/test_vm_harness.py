@@ -168,3 +168,26 @@ def test_image_cache_key_follows_the_guest_sources(
     e2e_image.metaboot_image()
     e2e_image.metaboot_image(agent_yaml_suffix="broken: [")
     assert built[0] == built[1] and len(set(built)) == 3
+
+
+def test_publishing_an_image_drops_only_its_own_older_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(e2e_image, "CACHE", tmp_path)
+    old, other, base = (
+        "image-metaboot-" + "a" * 16,
+        "image-metaboot-bad-config-" + "b" * 16,
+        "base-" + "c" * 16 + ".tar",
+    )
+    for name in (old, other):
+        (tmp_path / name).mkdir()
+    (tmp_path / base).write_bytes(b"")
+    (tmp_path / ".image-metaboot-new.1").mkdir()
+    e2e_image._publish(
+        tmp_path / ".image-metaboot-new.1",
+        tmp_path / ("image-metaboot-" + "d" * 16),
+        "image-metaboot",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [other, base, "image-metaboot-" + "d" * 16]
+    )
