@@ -47,7 +47,12 @@ def read_nics(root: Root) -> list[Nic]:
             continue
         if root.exists(f"{base}/bonding") or root.exists(f"{base}/bridge"):
             continue
-        carrier = root.read_text(f"{base}/carrier", default="0").strip() == "1"
+        try:
+            carrier = root.read_text(f"{base}/carrier", default="0").strip() == "1"
+        except OSError:
+            # The kernel answers EINVAL for the carrier of an interface that is down, which
+            # is every NIC in the local stage, before the network starts.
+            carrier = False
         has_device = root.exists(f"{base}/device")
         candidates.append((Nic(name, mac, carrier), has_device))
     if any(has_device for _, has_device in candidates):
