@@ -51,8 +51,6 @@ AGENT_UNITS = {
         f"metaboot-{stage}.service" for stage in ("local", "network", "config", "final")
     ),
 }
-MSG_UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
-MSG_UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
 MSG_STARTUP_FINISHED = "b07a249cd024414a82dd00cd181378ff"
 
 
@@ -84,21 +82,32 @@ def journal_entries(result: BootResult, workdir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+_UNIT_LINE = re.compile(r"^(Starting|Started|Finished) (\S+\.service)\b")
+
+
 def systemd_figures(measure: Measure, entries: list[dict[str, Any]]) -> None:
+    """Unit start/finish times from systemd's own journal entries. Early ones (before journald
+    runs) come in through the kernel log without structured fields, so the message text and the
+    source timestamp are read too."""
     starting: dict[str, float] = {}
     finished: dict[str, float] = {}
     for entry in entries:
-        unit, message_id = entry.get("UNIT"), entry.get("MESSAGE_ID")
-        when = int(entry.get("__MONOTONIC_TIMESTAMP", 0)) / 1e6
-        if message_id == MSG_UNIT_STARTING and unit:
+        if entry.get("MESSAGE_ID") == MSG_STARTUP_FINISHED:
+            keys = ("KERNEL_USEC", "INITRD_USEC", "USERSPACE_USEC")
+            measure.startup_finished = sum(int(entry.get(k, 0)) for k in keys) / 1e6
+            continue
+        if entry.get("SYSLOG_IDENTIFIER") != "systemd" or not isinstance(entry.get("MESSAGE"), str):
+            continue
+        found = _UNIT_LINE.match(entry["MESSAGE"])
+        if not found:
+            continue
+        stamp = entry.get("_SOURCE_MONOTONIC_TIMESTAMP") or entry.get("__MONOTONIC_TIMESTAMP", 0)
+        when = int(stamp) / 1e6
+        verb, unit = found.groups()
+        if verb == "Starting":
             starting.setdefault(unit, when)
-        elif message_id == MSG_UNIT_STARTED and unit and entry.get("JOB_RESULT") == "done":
+        else:
             finished.setdefault(unit, when)
-        elif message_id == MSG_STARTUP_FINISHED:
-            usec = sum(
-                int(entry.get(k, 0)) for k in ("KERNEL_USEC", "INITRD_USEC", "USERSPACE_USEC")
-            )
-            measure.startup_finished = usec / 1e6
     units = AGENT_UNITS[measure.agent]
     missing = [u for u in units if u not in starting or u not in finished]
     if missing:
@@ -235,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                     accel = result.accel
                     measure = measure_boot(result, agent, base / scenario.id)
                     measures[agent].append(measure)
-                    result.disk.remove()
+                    if not args.keep:
+                        result.disk.remove()
                     print(f"# {scenario.id}: {json.dumps(measure.__dict__)}", flush=True)
         finally:
             fleet.close()
