@@ -1,0 +1,199 @@
+"""Finding a labelled drive (config-2, cidata) and reading files from it.
+
+Found by label the way udev and blkid see it: ``/dev/disk/by-label/<label>`` inside the Root
+first (a test tree can point it at an image file), then, on a live system, ``blkid``. A drive
+is read in user space by metaboot.diskfs when that reader is present — no mount, and it works
+on image files too — otherwise mounted read-only on a private directory and unmounted after.
+A seed directory is read as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from metaboot.errors import SourceError
+from metaboot.guest.system import Root
+
+MAX_FILE = 64 * 1024 * 1024  # ironic's config-drive limit; nothing on a drive is larger
+
+
+class FileTree(Protocol):
+    def read(self, path: str) -> bytes | None: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+
+class DirectoryTree:
+    """A directory on the host (a seed dir inside the Root, or a mount point)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def _path(self, path: str) -> Path:
+        clean = posixpath.normpath("/" + path).lstrip("/")
+        return self.base / clean
+
+    def read(self, path: str) -> bytes | None:
+        target = self._path(path)
+        try:
+            with open(target, "rb") as handle:
+                data = handle.read(MAX_FILE + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as err:
+            raise SourceError(f"{target}: cannot read: {err.strerror}") from None
+        if len(data) > MAX_FILE:
+            raise SourceError(f"{target}: larger than {MAX_FILE} bytes")
+        return data
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._path(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+class DiskfsTree:
+    """Adapter over metaboot.diskfs (pure-Python ISO 9660 / FAT readers)."""
+
+    def __init__(self, image: Any) -> None:
+        self.image = image
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            data: bytes = self.image.read(path.strip("/"))
+        except (FileNotFoundError, KeyError):
+            return None
+        except IsADirectoryError:
+            return None
+        if len(data) > MAX_FILE:
+            raise SourceError(f"{path}: larger than {MAX_FILE} bytes")
+        return data
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(self.image.listdir(path.strip("/")))
+        except (FileNotFoundError, KeyError, NotADirectoryError):
+            return []
+
+
+def resolve_guest_link(root: Root, guest_path: str, hops: int = 40) -> str:
+    """Follow a symlink at a guest path the way the guest would, staying inside the Root."""
+    current = posixpath.normpath(guest_path)
+    for _ in range(hops):
+        host = root.path(current)
+        if not host.is_symlink():
+            return current
+        target = os.readlink(host)
+        current = posixpath.normpath(
+            target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+        )
+    raise SourceError(f"{guest_path}: too many levels of symbolic links")
+
+
+def find_by_label(root: Root, labels: Iterable[str]) -> list[str]:
+    """Guest paths of devices (or image files) carrying one of ``labels``, in label order."""
+    found: list[str] = []
+    labels = list(labels)
+    for label in labels:
+        link = f"/dev/disk/by-label/{label}"
+        if root.path(link).is_symlink() or root.exists(link):
+            device = resolve_guest_link(root, link)
+            if root.exists(device) and device not in found:
+                found.append(device)
+    if found or not root.is_live:
+        return found
+    for label in labels:
+        for device in blkid_by_label(label):
+            if device not in found:
+                found.append(device)
+    return found
+
+
+def blkid_by_label(label: str) -> list[str]:
+    try:
+        proc = subprocess.run(
+            ["blkid", "-t", f"LABEL={label}", "-o", "device"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()}, reverse=True)
+
+
+def _diskfs_open(host_path: Path) -> Any | None:
+    try:
+        from metaboot import diskfs  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    opener = getattr(diskfs, "open_image", None)
+    if opener is None:
+        return None
+    return opener(str(host_path))
+
+
+@contextmanager
+def open_drive(root: Root, device: str) -> Iterator[FileTree]:
+    """The files of the drive at guest path ``device`` (block device or image file)."""
+    host = root.path(device)
+    try:
+        mode = os.stat(host).st_mode
+    except OSError as err:
+        raise SourceError(f"{device}: {err.strerror}") from None
+    if stat.S_ISDIR(mode):
+        yield DirectoryTree(host)
+        return
+    try:
+        image = _diskfs_open(host)
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{device}: not a readable ISO 9660 or FAT filesystem ({err})") from None
+    if image is not None:
+        try:
+            yield DiskfsTree(image)
+        finally:
+            close = getattr(image, "close", None)
+            if callable(close):
+                close()
+        return
+    if not root.is_live or not stat.S_ISBLK(mode):
+        raise SourceError(f"{device}: no user-space filesystem reader available to read it")
+    with _mounted(str(host)) as mount_point:
+        yield DirectoryTree(mount_point)
+
+
+@contextmanager
+def _mounted(device: str) -> Iterator[Path]:
+    """Mount read-only, without devices, setuid or exec, on a private directory."""
+    base = "/run" if os.path.isdir("/run") else None
+    mount_point = Path(tempfile.mkdtemp(prefix="metaboot-drive.", dir=base))
+    os.chmod(mount_point, 0o700)
+    try:
+        proc = subprocess.run(
+            ["mount", "-o", "ro,nosuid,nodev,noexec", device, str(mount_point)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SourceError(f"{device}: cannot mount: {proc.stderr.strip() or proc.returncode}")
+        try:
+            yield mount_point
+        finally:
+            subprocess.run(
+                ["umount", str(mount_point)], capture_output=True, timeout=30, check=False
+            )
+    finally:
+        with suppress(OSError):
+            mount_point.rmdir()
