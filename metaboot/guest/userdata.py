@@ -400,7 +400,10 @@ class _Walker:
         body = _strip_first_line(data)
         if self.options.render is None:
             raise UserDataError(f"{label}: {self.options.render_missing}; ignored")
-        rendered = self.options.render(_decode(body, label)).encode("utf-8")
+        try:
+            rendered = self.options.render(_decode(body, label)).encode("utf-8")
+        except UserDataError as err:
+            raise UserDataError(f"{label}: {err}; ignored") from None
         self.budget.take(len(rendered), label)
         if not rendered.strip():
             return
