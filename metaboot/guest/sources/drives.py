@@ -9,6 +9,7 @@ A seed directory is read as it is.
 
 from __future__ import annotations
 
+import importlib
 import os
 import posixpath
 import stat
@@ -19,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-from metaboot.errors import SourceError
+from metaboot.errors import MetabootError, SourceError
 from metaboot.guest.system import Root
 
 MAX_FILE = 64 * 1024 * 1024  # ironic's config-drive limit; nothing on a drive is larger
@@ -62,27 +63,34 @@ class DirectoryTree:
 
 
 class DiskfsTree:
-    """Adapter over metaboot.diskfs (pure-Python ISO 9660 / FAT readers)."""
+    """Adapter over metaboot.diskfs's readers (ISO 9660 / FAT, pure Python, no mount)."""
 
     def __init__(self, image: Any) -> None:
         self.image = image
+        self.files: set[str] = set(image.files())
+        self.dirs: set[str] = set(image.directories())
 
     def read(self, path: str) -> bytes | None:
+        key = posixpath.normpath("/" + path).strip("/")
+        if key not in self.files:
+            return None
+        if self.image.size(key) > MAX_FILE:
+            raise SourceError(f"{self.image.name}: {key} is larger than {MAX_FILE} bytes")
         try:
-            data: bytes = self.image.read(path.strip("/"))
-        except (FileNotFoundError, KeyError):
-            return None
-        except IsADirectoryError:
-            return None
-        if len(data) > MAX_FILE:
-            raise SourceError(f"{path}: larger than {MAX_FILE} bytes")
+            data: bytes = self.image.read(key)
+        except MetabootError as err:
+            raise SourceError(str(err)) from None
         return data
 
     def listdir(self, path: str) -> list[str]:
-        try:
-            return sorted(self.image.listdir(path.strip("/")))
-        except (FileNotFoundError, KeyError, NotADirectoryError):
-            return []
+        key = posixpath.normpath("/" + path).strip("/")
+        prefix = f"{key}/" if key else ""
+        names = {
+            entry[len(prefix) :].split("/", 1)[0]
+            for entry in self.files | self.dirs
+            if entry.startswith(prefix) and entry != key
+        }
+        return sorted(names)
 
 
 def resolve_guest_link(root: Root, guest_path: str, hops: int = 40) -> str:
@@ -132,15 +140,11 @@ def blkid_by_label(label: str) -> list[str]:
     return sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()}, reverse=True)
 
 
-def _diskfs_open(host_path: Path) -> Any | None:
+def _diskfs() -> Any | None:
     try:
-        from metaboot import diskfs  # type: ignore[attr-defined]
+        return importlib.import_module("metaboot.diskfs")
     except ImportError:
         return None
-    opener = getattr(diskfs, "open_image", None)
-    if opener is None:
-        return None
-    return opener(str(host_path))
 
 
 @contextmanager
@@ -154,17 +158,20 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
     if stat.S_ISDIR(mode):
         yield DirectoryTree(host)
         return
-    try:
-        image = _diskfs_open(host)
-    except (OSError, ValueError) as err:
-        raise SourceError(f"{device}: not a readable ISO 9660 or FAT filesystem ({err})") from None
-    if image is not None:
+    diskfs = _diskfs()
+    if diskfs is not None:
         try:
-            yield DiskfsTree(image)
+            handle = open(host, "rb")  # noqa: SIM115 - closed below, after the caller is done
+        except OSError as err:
+            raise SourceError(f"{device}: cannot open: {err.strerror}") from None
+        try:
+            try:
+                tree = DiskfsTree(diskfs.open_image(handle, device))
+            except MetabootError as err:
+                raise SourceError(f"{device}: {err}") from None
+            yield tree
         finally:
-            close = getattr(image, "close", None)
-            if callable(close):
-                close()
+            handle.close()
         return
     if not root.is_live or not stat.S_ISBLK(mode):
         raise SourceError(f"{device}: no user-space filesystem reader available to read it")

@@ -13,10 +13,10 @@ from metaboot.guest.sources.detect import SourceContext
 from metaboot.guest.sources.service import candidate_urls, probe
 
 # Names of the IMDSv2 session-token protocol, not secrets.
-TOKEN_PATH = "/latest/api/token"  # noqa: S105
-TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"  # noqa: S105
-TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105
-TOKEN_TTL = "21600"  # noqa: S105
+TOKEN_PATH = "/latest/api/token"
+TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_HEADER = "X-aws-ec2-metadata-token"
+TOKEN_TTL = "21600"
 MAX_ENTRIES = 1000
 MAX_DEPTH = 10
 
