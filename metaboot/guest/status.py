@@ -53,11 +53,13 @@ class StatusStore:
         self.record = loaded if loaded is not None else new_record()
         return self.record
 
-    def save(self) -> None:
+    def save(self, *, persist: bool = False) -> None:
+        """Rewrite the record in /run (tmpfs, cheap); ``persist`` also copies it to disk."""
         text = json.dumps(self.record, indent=1, sort_keys=True) + "\n"
         self.root.makedirs(layout.RUN_DIR, mode=0o755)
         self.root.write_file(layout.STATUS_FILE, text, mode=0o644)
-        self.root.write_file(layout.STATUS_COPY, text, mode=0o644)
+        if persist:
+            self.root.write_file(layout.STATUS_COPY, text, mode=0o644)
 
     def stage(self, name: str) -> StageRecorder:
         return StageRecorder(self, name)
@@ -117,7 +119,7 @@ class StageRecorder:
         self.data["end"] = time.time()
         self.data["duration"] = round(time.perf_counter() - self._t0, 6)
         self.store.record["stage"] = None
-        self.store.save()
+        self.store.save(persist=True)
 
 
 def read_record(root: Root) -> dict[str, Any] | None:
