@@ -41,5 +41,10 @@ def read_from(tree: FileTree, subplatform: str, warnings: list[str]) -> Instance
         raise SourceError(f"{subplatform}: no openstack/ directory")
     version = pick_version(versions)
     return read_tree(
-        tree.read, version, source="ConfigDrive", subplatform=subplatform, warnings=warnings
+        tree.read,
+        version,
+        source="ConfigDrive",
+        subplatform=subplatform,
+        warnings=warnings,
+        drive=True,
     )

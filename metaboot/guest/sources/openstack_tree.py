@@ -55,9 +55,11 @@ def read_tree(
     subplatform: str,
     warnings: list[str],
     service_url: str | None = None,
+    drive: bool = False,
 ) -> InstanceData:
-    """Read ``openstack/<version>/…`` (and ``ec2/latest/meta-data.json`` if there) through
-    ``get``. Only meta_data.json is required; a broken optional document is a warning."""
+    """Read ``openstack/<version>/…`` through ``get`` (and, from a drive,
+    ``ec2/latest/meta-data.json``). Only meta_data.json is required; a broken optional
+    document is a warning."""
     prefix = f"openstack/{version}"
     raw_meta = get(f"{prefix}/meta_data.json")
     if raw_meta is None:
@@ -100,7 +102,7 @@ def read_tree(
         subplatform=subplatform,
         service_url=service_url,
     )
-    ec2 = get("ec2/latest/meta-data.json")
+    ec2 = get("ec2/latest/meta-data.json") if drive else None
     if ec2 is not None:
         try:
             parsed = _json(ec2, "ec2/latest/meta-data.json")
