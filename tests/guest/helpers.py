@@ -127,10 +127,14 @@ class _Handler(BaseHTTPRequestHandler):
             state.issued.add(token)
             self._send(200, token.encode())
             return
-        if not path.startswith("/openstack") and state.tokens == "required":
-            if self.headers.get("X-aws-ec2-metadata-token") not in state.issued:
-                self._send(401, b"token required")
-                return
+        token = self.headers.get("X-aws-ec2-metadata-token")
+        if (
+            not path.startswith("/openstack")
+            and state.tokens == "required"
+            and token not in state.issued
+        ):
+            self._send(401, b"token required")
+            return
         doc = state.tree.lookup(path)
         if doc is None:
             self._send(404, b"not found")

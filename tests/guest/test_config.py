@@ -66,7 +66,8 @@ def test_a_broken_file_is_skipped_with_file_and_line(tmp_path: Path) -> None:
     )
     assert loaded.problems[0].endswith("the file is ignored")
     assert loaded.problems[1] == (
-        "/etc/metaboot/agent.d/60-list.yaml: expected a mapping at the top level; the file is ignored"
+        "/etc/metaboot/agent.d/60-list.yaml: expected a mapping at the top level; "
+        "the file is ignored"
     )
 
 

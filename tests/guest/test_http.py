@@ -88,11 +88,11 @@ def test_content_length_chunked_and_close_delimited_bodies() -> None:
 
 
 def test_body_limit_is_enforced() -> None:
-    with raw_server(
-        lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
-    ) as url:
-        with pytest.raises(TransportError, match="exceeds 10"):
-            request("GET", url, max_body=10)
+    with (
+        raw_server(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100) as url,
+        pytest.raises(TransportError, match="exceeds 10"),
+    ):
+        request("GET", url, max_body=10)
 
 
 def test_request_sends_host_and_custom_headers() -> None:
