@@ -203,6 +203,8 @@ class _Walker:
             result = inflater.decompress(data, max(room, 0) + 1)
         except zlib.error as err:
             raise UserDataError(f"{where}: not valid gzip data ({err})") from None
+        if not inflater.eof and not inflater.unconsumed_tail and len(result) <= room:
+            raise UserDataError(f"{where}: not valid gzip data (truncated)")
         if len(result) > room or inflater.unconsumed_tail:
             raise UserDataError(
                 f"{where}: gzip data expands beyond the {self.budget.limit}-byte limit "
@@ -458,7 +460,8 @@ def _strip_first_line(data: bytes) -> bytes:
 def _preview(data: bytes) -> str:
     head = data[:24]
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        first = head.decode("ascii").splitlines()[0] if head.strip() else ""
+        lines = [line for line in head.decode("ascii").splitlines() if line.strip()]
+        first = lines[0] if lines else ""
         return f"(first line starts {first!r}, no known header such as #cloud-config or #!)"
     return f"(binary data starting {head[:12].hex(' ')})"
 
