@@ -93,7 +93,8 @@ def test_invalid_yaml_names_part_and_line_and_others_still_apply() -> None:
         "user-data part 2 (text/cloud-config, 'broken.yaml'): invalid YAML at line 4, column 4"
     )
     assert out.problems[1] == (
-        "user-data part 3 (text/cloud-config): expected a mapping at the top level, got a list; ignored"
+        "user-data part 3 (text/cloud-config): "
+        "expected a mapping at the top level, got a list; ignored"
     )
 
 
@@ -124,7 +125,8 @@ def test_unknown_binary_and_unsupported_parts_are_reported() -> None:
     assert "first line starts 'hello world', no known header" in out.problems[0]
     out = process(b"#part-handler\ndef list_types(): pass\n", "user-data", Options())
     assert out.problems == [
-        "user-data part 1 (text/part-handler): part handlers (#part-handler) are not supported; ignored"
+        "user-data part 1 (text/part-handler): "
+        "part handlers (#part-handler) are not supported; ignored"
     ]
     out = process(b"#cloud-config\nkey: \xff\xfe\n", "user-data", Options())
     assert out.problems == [
@@ -159,7 +161,8 @@ def test_broken_mime_keeps_what_it_can() -> None:
     raw = (
         b'Content-Type: multipart/mixed; boundary="XYZ"\nMIME-Version: 1.0\n\n'
         b"--XYZ\nContent-Type: text/cloud-config\n\n#cloud-config\nhostname: kept\n"
-        b"--XYZ\nContent-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\n!!notbase64!!\n"
+        b"--XYZ\nContent-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\n"
+        b"!!notbase64!!\n"
     )
     out = process(raw, "user-data", Options())
     assert out.merged() == {"hostname": "kept"}
@@ -236,7 +239,8 @@ def test_archive_parts() -> None:
         ("part-004", b"#!/bin/sh\necho b\n"),
     ]
     assert out.problems == [
-        "user-data part 1 (text/cloud-config-archive) item 4: expected a string or a mapping; ignored"
+        "user-data part 1 (text/cloud-config-archive) item 4: "
+        "expected a string or a mapping; ignored"
     ]
 
 
