@@ -79,8 +79,8 @@ for name, encoded in blobs.items():
         payload = part.get_payload(decode=True)
         parts.append([ctype, payload])
         if ctype == "text/cloud-config":
-            name = part.get_filename() or "part"
-            handler.handle_part(None, ctype, name, payload.decode(), None, dict(part))
+            fname = part.get_filename() or "part"
+            handler.handle_part(None, ctype, fname, payload.decode(), None, dict(part))
     result[name] = {{"parts": parts, "config": handler.cloud_buf or {{}}}}
 """
 
