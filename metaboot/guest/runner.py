@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -423,23 +424,29 @@ class Runner:
         return written
 
     def run_boothooks(self, idir: str, hooks: list[Any], rec: StageRecorder) -> None:
+        """Boothooks run every boot, before the modules, inside the target: directly on the
+        live system, through chroot in another root (never on the host against someone
+        else's tree); when that is impossible they are reported as not run."""
         assert self.instance is not None
+        refusal = command_refusal(self.root, self.effective_cfg())
         for hook in hooks:
             path = f"{idir}/{layout.BOOTHOOKS}/{hook.name}"
             self.root.write_file(path, hook.payload, mode=0o700)
-            argv = [str(self.root.path(path))]
-            if not hook.payload.startswith(b"#!"):
-                argv = ["/bin/sh", *argv]
-            env = {"INSTANCE_ID": self.instance.instance_id, "METABOOT_ROOT": str(self.root.base)}
+            if refusal is not None:
+                rec.recoverable(f"boothook {hook.name} ({hook.origin}) not run: {refusal}")
+                continue
+            argv = [path] if hook.payload.startswith(b"#!") else ["/bin/sh", path]
+            if not self.root.is_live:
+                argv = ["chroot", str(self.root.base), *argv]
+            env = {"INSTANCE_ID": self.instance.instance_id}
             start = time.perf_counter()
             try:
                 proc = self.root.run(argv, env=env, check=False, timeout=BOOTHOOK_TIMEOUT)
             except (OSError, subprocess.TimeoutExpired) as err:
                 rec.error(f"boothook {hook.name} ({hook.origin}): {err}")
                 continue
-            rec.event(
-                f"boothook-{hook.name}", time.perf_counter() - start, f"exit {proc.returncode}"
-            )
+            took = time.perf_counter() - start
+            rec.event(f"boothook-{hook.name}", took, f"exit {proc.returncode}")
             if proc.returncode != 0:
                 tail = proc.stderr.decode("utf-8", "replace").strip()[-300:]
                 rec.error(f"boothook {hook.name} ({hook.origin}) exited {proc.returncode}: {tail}")
@@ -684,6 +691,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def command_refusal(root: Root, cfg: Mapping[str, Any]) -> str | None:
+    """Why user commands cannot run in ``root`` (None: they can) — the policy the modules
+    follow too (``root_commands: chroot|skip``)."""
+    if root.is_live:
+        return None
+    if cfg.get("root_commands", "chroot") == "skip":
+        return f"root_commands is 'skip' and {root.base} is not the live system"
+    if os.geteuid() != 0:
+        return f"{root.base} is not the live system and entering it with chroot needs root"
+    shell = root.path("/bin/sh")
+    if not (shell.exists() and os.access(shell, os.X_OK)):
+        return f"{root.base} is not the live system and has no /bin/sh"
+    if shutil.which("chroot") is None:
+        return "chroot is not installed"
+    return None
+
+
 def make_console(root: Root, out: TextIO | None) -> Callable[[str], None]:
     """Lines shown once and never logged (RANDOM passwords): the system console on a live
     system, else the run's own output."""
@@ -692,12 +716,12 @@ def make_console(root: Root, out: TextIO | None) -> Callable[[str], None]:
         if root.is_live:
             try:
                 with open("/dev/console", "w", encoding="utf-8") as console:
-                    console.write(line + "\n")
+                    console.write(line.rstrip("\n") + "\n")
                 return
             except OSError:
                 pass
         if out is not None:
-            print(line, file=out, flush=True)
+            print(line.rstrip("\n"), file=out, flush=True)
 
     return write
 

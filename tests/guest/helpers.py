@@ -181,6 +181,7 @@ def dead_url() -> str:
 
 def make_root(base: Path) -> Root:
     """A small system tree: accounts, os-release, one NIC — what a fresh image has."""
+    base.mkdir(parents=True, exist_ok=True)
     root = Root(base)
     root.write_file("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
     root.write_file("/etc/group", "root:x:0:\nsudo:x:27:\n")
@@ -300,3 +301,22 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def add_shell(root: Root) -> None:
+    """Give a test tree a working /bin/sh (the host's dash and its libraries) so that user
+    commands can run inside it through chroot, as they would in a real image."""
+    import shutil
+    import subprocess
+
+    dash = shutil.which("dash") or "/bin/sh"
+    root.makedirs("/bin")
+    shutil.copy2(dash, root.path("/bin/sh"))
+    listing = subprocess.run(["ldd", dash], capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        parts = line.split()
+        library = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if library.startswith("/"):
+            target = root.path(library)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(library, target)
