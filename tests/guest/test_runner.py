@@ -269,7 +269,7 @@ def test_metadata_service_found_in_the_network_stage(tmp_path: Path) -> None:
 def test_no_source_at_all_is_an_error_and_modules_wait(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     agent_config(root, http_only(dead_url(), max_wait=0))
-    code, out, _ = run_agent(root, standard_registry())
+    code, _, _ = run_agent(root, standard_registry())
     assert code == 1
     assert runs(root, "hostname_mod") == [] and runs(root, "final_mod") == []
     errors = summarize(status(root)).errors
@@ -313,7 +313,8 @@ def test_scripts_land_where_the_script_modules_look(tmp_path: Path) -> None:
     user_data = (
         'Content-Type: multipart/mixed; boundary="B"\nMIME-Version: 1.0\n\n'
         "--B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho part\n\n"
-        '--B\nContent-Type: text/x-shellscript-per-boot\nContent-Disposition: attachment; filename="b.sh"\n\n'
+        "--B\nContent-Type: text/x-shellscript-per-boot\n"
+        'Content-Disposition: attachment; filename="b.sh"\n\n'
         "#!/bin/sh\necho boot\n\n--B--\n"
     )
     root = first_boot(tmp_path, user_data, vendor_data=None)
@@ -356,7 +357,8 @@ def test_jinja_template_without_jinja2_is_a_clear_degradation(tmp_path: Path) ->
         pytest.skip("jinja2 is installed here; covered by the CLI test under Debian's python3")
     user_data = (
         'Content-Type: multipart/mixed; boundary="B"\nMIME-Version: 1.0\n\n'
-        "--B\nContent-Type: text/jinja2\n\n## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\n"
+        "--B\nContent-Type: text/jinja2\n\n## template: jinja\n#cloud-config\n"
+        "hostname: {{ v1.local_hostname }}\n"
         "--B\nContent-Type: text/cloud-config\n\n#cloud-config\ntimezone: UTC\n--B--\n"
     )
     root = first_boot(tmp_path, user_data)
