@@ -304,7 +304,8 @@ class Runner:
             "skipped": report.skipped,
         }
         if report.degraded:
-            for message in report.messages or ["network configuration degraded"]:
+            messages = list(report.messages) + ([report.skipped] if report.skipped else [])
+            for message in messages or ["network configuration degraded"]:
                 rec.recoverable(f"network: {message}")
         if data is not None and report.renderer is not None:
             self.state.mark(NETWORK_SEMAPHORE, Frequency.INSTANCE, instance_id, "done")

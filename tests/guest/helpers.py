@@ -192,6 +192,8 @@ def make_root(base: Path) -> Root:
     )
     root.write_file("/sys/class/net/eth0/address", "fa:16:3e:11:22:33\n")
     root.write_file("/sys/class/net/eth0/operstate", "up\n")
+    root.write_file("/sys/class/net/eth0/carrier", "1\n")
+    root.write_file("/lib/systemd/systemd-networkd", "")  # the image's network system
     root.write_file("/sys/class/net/lo/address", "00:00:00:00:00:00\n")
     return root
 

@@ -92,6 +92,11 @@ def test_fresh_root_is_configured_and_reported(tmp_path: Path) -> None:
     assert data["v1"]["instance_id"] == UUID and data["v1"]["distro"] == "debian"
     assert (root.path("/run/metaboot/instance-data-sensitive.json").stat().st_mode & 0o777) == 0o600
     assert root.exists(f"/var/lib/metaboot/instances/{UUID}/boot-finished")
+    # network_data.json rendered in the local stage, for the image's network system.
+    network = record["network"]
+    assert network["renderer"] == "networkd" and not network["degraded"]
+    assert network["written"] and all(root.exists(p) for p in network["written"])
+    assert "10.0.0.5/24" in "".join(root.read_text(p) for p in network["written"])
     assert "metaboot finished: instance " + UUID in out
     assert "status: done" in out
 
@@ -108,6 +113,8 @@ def test_second_boot_does_no_per_instance_work(tmp_path: Path) -> None:
     assert len(runs(root, "always_mod")) == 2
     assert results(root)["hostname_mod"] == "already-ran"
     assert status(root)["new_instance"] is False
+    events = {e["name"]: e for e in status(root)["stages"]["local"]["events"]}
+    assert events["network-config"]["detail"] == "already configured for this instance"
 
 
 def test_a_new_instance_id_runs_per_instance_work_again(tmp_path: Path) -> None:
@@ -262,6 +269,11 @@ def test_metadata_service_found_in_the_network_stage(tmp_path: Path) -> None:
     ]
     assert record["stages"]["network"]["events"][0]["name"] == "search-OpenStack"
     assert runs(root, "hostname_mod")[0]["values"] == {"hostname": "over-http"}
+    # DHCP first (nothing known locally), then the service's network_data.json.
+    local, network = (record["stages"][s]["events"] for s in ("local", "network"))
+    assert [e for e in local if e["name"] == "network-config"][0]["detail"].startswith("networkd")
+    assert [e for e in network if e["name"] == "network-config"]
+    assert "10.0.0.5/24" in "".join(root.read_text(p) for p in record["network"]["written"])
     data = json.loads(root.read_bytes("/run/metaboot/instance-data.json"))
     assert data["v1"]["service_url"] == url
 
