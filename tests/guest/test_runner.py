@@ -271,7 +271,7 @@ def test_metadata_service_found_in_the_network_stage(tmp_path: Path) -> None:
     assert runs(root, "hostname_mod")[0]["values"] == {"hostname": "over-http"}
     # DHCP first (nothing known locally), then the service's network_data.json.
     local, network = (record["stages"][s]["events"] for s in ("local", "network"))
-    assert [e for e in local if e["name"] == "network-config"][0]["detail"].startswith("networkd")
+    assert next(e for e in local if e["name"] == "network-config")["detail"].startswith("networkd")
     assert [e for e in network if e["name"] == "network-config"]
     assert "10.0.0.5/24" in "".join(root.read_text(p) for p in record["network"]["written"])
     data = json.loads(root.read_bytes("/run/metaboot/instance-data.json"))
