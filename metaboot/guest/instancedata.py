@@ -96,7 +96,7 @@ def build(data: InstanceData, root: Root) -> dict[str, Any]:
 
 def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with every sensitive path that is present replaced by a notice."""
-    out: dict[str, Any] = dict(json.loads(json.dumps(doc)))
+    out: dict[str, Any] = dict(json.loads(json.dumps(doc, default=str)))
     for path in doc.get("sensitive_keys", SENSITIVE_KEYS):
         parts = path.split("/")
         node: Any = out
@@ -110,11 +110,9 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
 def write(root: Root, doc: Mapping[str, Any]) -> None:
     root.makedirs(layout.RUN_DIR, mode=0o755)
     root.write_file(
-        layout.INSTANCE_DATA_SENSITIVE, json.dumps(doc, indent=1, sort_keys=True), mode=0o600
+        layout.INSTANCE_DATA_SENSITIVE, json.dumps(doc, indent=1, default=str), mode=0o600
     )
-    root.write_file(
-        layout.INSTANCE_DATA, json.dumps(redact(doc), indent=1, sort_keys=True), mode=0o644
-    )
+    root.write_file(layout.INSTANCE_DATA, json.dumps(redact(doc), indent=1), mode=0o644)
 
 
 def template_variables(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,8 +44,9 @@ def check(
         origin = processed.origin_of((key,))
         label, line = origin if origin else (name, None)
         at = f" (line {line})" if line else ""
+        shown = repr(key) if isinstance(key, str) else str(key)
         findings.append(
-            Finding("warning", f"{label}: key {key!r}{at} is not supported by metaboot; ignored")
+            Finding("warning", f"{label}: key {shown}{at} is not supported by metaboot; ignored")
         )
     for module in modules:
         for problem in validation.module_problems(module, merged):

@@ -323,7 +323,9 @@ class Runner:
             self.root.write_file(f"{idir}/{layout.USER_DATA_RAW}", data.user_data, mode=0o600)
         if data.vendor_data is not None or data.vendor_data2 is not None:
             raw = {"vendor_data": _jsonable(data.vendor_data), "vendor_data2": data.vendor_data2}
-            self.root.write_file(f"{idir}/{layout.VENDOR_DATA_RAW}", json.dumps(raw), mode=0o600)
+            self.root.write_file(
+                f"{idir}/{layout.VENDOR_DATA_RAW}", json.dumps(raw, default=str), mode=0o600
+            )
         options = self.userdata_options(rec)
         user = userdata.process(data.user_data, "user-data", options)
         vendor = userdata.process_vendor(data.vendor_data, data.vendor_data2, options)
@@ -350,19 +352,20 @@ class Runner:
         vendor_names = {id(s) for s in vendor.scripts}
         written = self.store_scripts(idir, scripts, vendor_names)
         doc = {
-            "cloud_config": merged,
-            "origins": {k: list(v) for k, v in origins.items()},
+            "cloud_config": jsonable(merged),
+            "origins": {str(k): list(v) for k, v in origins.items()},
             "parts": [vars(p) for p in user.parts + vendor.parts],
             "scripts": written,
             "problems": problems,
         }
-        self.root.write_file(f"{idir}/{layout.CLOUD_CONFIG}", json.dumps(doc, indent=1), mode=0o600)
         self.cloud_config = merged
         self.origins = origins
         self._processed = [vendor, user] if vendor_enabled else [user]
         self.invalid = self.validate_all()
         doc["invalid"] = self.invalid
-        self.root.write_file(f"{idir}/{layout.CLOUD_CONFIG}", json.dumps(doc, indent=1), mode=0o600)
+        self.root.write_file(
+            f"{idir}/{layout.CLOUD_CONFIG}", json.dumps(doc, indent=1, default=str), mode=0o600
+        )
         rec.event("consume-user-data", time.perf_counter() - start, f"{len(user.parts)} part(s)")
         self.check_unknown_keys(rec)
         self.run_boothooks(idir, [s for s in scripts if s.kind == "boothook"], rec)
@@ -507,7 +510,8 @@ class Runner:
         for key in validation.unknown_keys(self.cloud_config, self.listed_modules()):
             label, line = self.origins.get(key, ("user-data", None))
             at = f" (line {line})" if line else ""
-            message = f"{label}: key {key!r}{at} is not supported by metaboot; ignored"
+            shown = repr(key) if isinstance(key, str) else str(key)
+            message = f"{label}: key {shown}{at} is not supported by metaboot; ignored"
             log.warning("%s", message)
             rec.recoverable(message)
 
@@ -548,9 +552,10 @@ class Runner:
             invalid = self.invalid_settings(module, cfg)
         if invalid:
             result.update(result="invalid", errors=invalid)
-            for message in invalid:
-                log.error("module %s: %s", module.name, message)
-                rec.error(f"module {module.name}: {message}; not run")
+            for problem in invalid:
+                message = f"module {module.name}: {problem}; not run"
+                log.error("%s", message)
+                rec.error(message)
             return result
         report = Report()
         ctx = ModuleContext(
@@ -684,6 +689,17 @@ class Runner:
             f"{len(summary.recoverable)} warning(s); {elapsed:.2f} s since the first stage "
             f"— status: {summary.extended} (details: metaboot status --long)"
         )
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: YAML may have dates or numbers as keys and dates as values."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def _jsonable(value: Any) -> Any:

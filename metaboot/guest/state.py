@@ -88,7 +88,8 @@ class State:
 
     def save_boot_instance(self, data: InstanceData, new_instance: bool) -> None:
         doc = {"new_instance": new_instance, "data": encode_instance(data)}
-        self.root.write_file(layout.BOOT_INSTANCE_FILE, json.dumps(doc), mode=0o600)
+        text = json.dumps(doc, default=str)  # NoCloud YAML may hold dates
+        self.root.write_file(layout.BOOT_INSTANCE_FILE, text, mode=0o600)
 
     def load_boot_instance(self) -> tuple[InstanceData, bool] | None:
         try:

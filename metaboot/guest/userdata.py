@@ -81,6 +81,9 @@ class ConfigPart:
         from metaboot.guest.schema import line_map
 
         lines = line_map(self.text)
+        if path and not isinstance(path[0], str):
+            # A top-level key YAML read as a number or a date: the text has it as a string.
+            path = (str(path[0]), *path[1:])
         for cut in range(len(path), 0, -1):
             if path[:cut] in lines:
                 return lines[path[:cut]]
@@ -337,6 +340,7 @@ class _Walker:
             raise UserDataError(
                 f"{label}: expected a mapping at the top level, got {_kind(config)}; ignored"
             )
+        check_shape(config, label)
         spec = config.pop("merge_how", None)
         if spec is None:
             spec = config.pop("merge_type", None)
@@ -410,6 +414,31 @@ class _Walker:
         if not rendered.strip():
             return
         self.walk(rendered, f"{label} (rendered)", "", filename, depth + 1)
+
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+def check_shape(value: Any, label: str) -> None:
+    """Refuse YAML whose aliases expand it past MAX_NODES values ("billion laughs") or that
+    nests deeper than MAX_DEPTH: both would exhaust memory or the stack further down."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise UserDataError(
+                f"{label}: the document expands to more than {MAX_NODES} values "
+                "(YAML aliases?); ignored"
+            )
+        if depth > MAX_DEPTH:
+            raise UserDataError(f"{label}: nested more than {MAX_DEPTH} levels deep; ignored")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def sniff(data: bytes) -> str:
