@@ -6,12 +6,15 @@ shell does not load the user-data machinery.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
 
 from metaboot.errors import MetabootError
 from metaboot.guest import layout
@@ -35,6 +38,8 @@ def main(command: str, argv: list[str]) -> int:
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    import argparse  # not for init's usual arguments: see _quick_init_args
+
     parser = argparse.ArgumentParser(prog=f"metaboot {command}", description=description)
     parser.add_argument(
         "--root",
@@ -54,12 +59,39 @@ def _root(path: str) -> Root:
 # ---- init -----------------------------------------------------------------------------------
 
 
-def cmd_init(argv: list[str]) -> int:
+def _init_parser() -> argparse.ArgumentParser:
     parser = _parser("init", "Find this instance's data and apply it (one stage, or all).")
     parser.add_argument("--stage", choices=STAGE_CHOICES, default="all")
     parser.add_argument("--config", metavar="FILE", help="an extra agent config file, applied last")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _quick_init_args(argv: list[str]) -> Any:
+    """The options systemd passes, parsed without building an argparse parser (init runs on
+    every boot, four times); anything unusual (help, a typo) goes to argparse instead."""
+    values: dict[str, Any] = {"root": "/", "stage": "all", "config": None, "debug": False}
+    items = list(argv)
+    while items:
+        item = items.pop(0)
+        name, eq, value = item.partition("=")
+        if name == "--debug" and not eq:
+            values["debug"] = True
+            continue
+        if name not in ("--root", "--stage", "--config"):
+            return None
+        if not eq:
+            if not items:
+                return None
+            value = items.pop(0)
+        values[name[2:]] = value
+    if values["stage"] not in STAGE_CHOICES:
+        return None
+    return SimpleNamespace(**values)
+
+
+def cmd_init(argv: list[str]) -> int:
+    args = _quick_init_args(argv) or _init_parser().parse_args(argv)
     root = _root(args.root)
     if args.config is not None and not os.path.isfile(args.config):
         raise MetabootError(f"--config {args.config}: no such file")

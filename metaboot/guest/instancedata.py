@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from metaboot.guest import layout
+from metaboot.guest import layout, volatile
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
 
@@ -109,10 +109,9 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def write(root: Root, doc: Mapping[str, Any]) -> None:
     root.makedirs(layout.RUN_DIR, mode=0o755)
-    root.write_file(
-        layout.INSTANCE_DATA_SENSITIVE, json.dumps(doc, indent=1, default=str), mode=0o600
-    )
-    root.write_file(layout.INSTANCE_DATA, json.dumps(redact(doc), indent=1), mode=0o644)
+    full = json.dumps(doc, indent=1, default=str)
+    volatile.write(root, layout.INSTANCE_DATA_SENSITIVE, full, 0o600)
+    volatile.write(root, layout.INSTANCE_DATA, json.dumps(redact(doc), indent=1), 0o644)
 
 
 def template_variables(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def check(
     options = userdata.Options(
         max_bytes=max_bytes,
         fetch=None,
-        render=template.make_renderer({}, warnings),
+        render=template.make_renderer(dict, warnings),
     )
     processed = userdata.process(raw, name, options)
     findings = [Finding("error", p) for p in processed.problems]

@@ -110,6 +110,7 @@ class Runner:
         self._processed: list[Any] = []  # this process's user/vendor Processed, for lines
         self.invalid: dict[str, list[str]] | None = None  # module -> problems, from network
         self.found_in: Stage | None = None
+        self.template_warnings: list[str] = []
 
     # ---- entry -------------------------------------------------------------------------
 
@@ -345,6 +346,7 @@ class Runner:
                 if found is not None:
                     origins[key] = found
         problems = list(user.problems) + (list(vendor.problems) if vendor_enabled else [])
+        problems += self.template_warnings
         for problem in problems:
             log.warning("%s", problem)
             rec.recoverable(problem)
@@ -375,12 +377,12 @@ class Runner:
 
         settings = self.agent.cfg.get("user_data", {})
         assert self.instance is not None
-        warnings: list[str] = []
-        render = None
-        if template.available():
-            doc = instancedata.build(self.instance, self.root)
-            render = template.make_renderer(instancedata.template_variables(doc), warnings)
-        self._template_warnings = warnings
+        instance = self.instance
+
+        def variables() -> dict[str, Any]:
+            return instancedata.template_variables(instancedata.build(instance, self.root))
+
+        render = template.make_renderer(variables, self.template_warnings)
         max_bytes = int(settings.get("max_bytes", 1024 * 1024))
 
         def fetch(url: str) -> bytes:

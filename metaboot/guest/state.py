@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, fields
 from typing import Any
 
-from metaboot.guest import layout
+from metaboot.guest import layout, volatile
 from metaboot.guest.modules.base import Frequency
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
@@ -89,7 +89,7 @@ class State:
     def save_boot_instance(self, data: InstanceData, new_instance: bool) -> None:
         doc = {"new_instance": new_instance, "data": encode_instance(data)}
         text = json.dumps(doc, default=str)  # NoCloud YAML may hold dates
-        self.root.write_file(layout.BOOT_INSTANCE_FILE, text, mode=0o600)
+        volatile.write(self.root, layout.BOOT_INSTANCE_FILE, text, 0o600)
 
     def load_boot_instance(self) -> tuple[InstanceData, bool] | None:
         try:

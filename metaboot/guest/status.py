@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from metaboot.guest import layout
+from metaboot.guest import layout, volatile
 from metaboot.guest.system import Root
 
 STAGES = ("local", "network", "config", "final")
@@ -57,9 +57,9 @@ class StatusStore:
         """Rewrite the record in /run (tmpfs, cheap); ``persist`` also copies it to disk."""
         text = json.dumps(self.record, indent=1, sort_keys=True) + "\n"
         self.root.makedirs(layout.RUN_DIR, mode=0o755)
-        self.root.write_file(layout.STATUS_FILE, text, mode=0o644)
+        volatile.write(self.root, layout.STATUS_FILE, text, 0o644)
         if persist:
-            self.root.write_file(layout.STATUS_COPY, text, mode=0o644)
+            volatile.write(self.root, layout.STATUS_COPY, text, 0o644)
 
     def stage(self, name: str) -> StageRecorder:
         return StageRecorder(self, name)
@@ -74,8 +74,8 @@ class StatusStore:
             }
         }
         text = json.dumps(doc, indent=1) + "\n"
-        self.root.write_file(layout.RESULT_FILE, text, mode=0o644)
-        self.root.write_file(layout.RESULT_COPY, text, mode=0o644)
+        volatile.write(self.root, layout.RESULT_FILE, text, 0o644)
+        volatile.write(self.root, layout.RESULT_COPY, text, 0o644)
 
 
 class StageRecorder:

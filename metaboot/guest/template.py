@@ -18,22 +18,29 @@ from metaboot.errors import UserDataError
 MISSING_PREFIX = "CI_MISSING_JINJA_VAR/"
 
 
+NOT_INSTALLED = "templates need jinja2, which is not installed (python3-jinja2)"
+
+
 def available() -> bool:
     return importlib.util.find_spec("jinja2") is not None
 
 
-def make_renderer(variables: Mapping[str, Any], warnings: list[str]) -> Callable[[str], str] | None:
-    """A function rendering template text with ``variables``, or None without jinja2.
+def make_renderer(
+    variables: Callable[[], Mapping[str, Any]], warnings: list[str]
+) -> Callable[[str], str]:
+    """A function rendering template text; jinja2 and the variables are looked up only when
+    a template part actually turns up (most boots have none).
 
     The text given is the part without its ``## template: jinja`` line, so line numbers in
     errors are shifted by one to match what the user wrote."""
-    if not available():
-        return None
 
     def render(text: str) -> str:
         # Imported by name: jinja2 is optional and has no place in the agent's type checking.
-        jinja2: Any = importlib.import_module("jinja2")
-        sandbox: Any = importlib.import_module("jinja2.sandbox")
+        try:
+            jinja2: Any = importlib.import_module("jinja2")
+            sandbox: Any = importlib.import_module("jinja2.sandbox")
+        except ImportError:
+            raise UserDataError(NOT_INSTALLED) from None
 
         class Missing(jinja2.Undefined):  # type: ignore[misc]
             def __str__(self) -> str:
@@ -42,7 +49,7 @@ def make_renderer(variables: Mapping[str, Any], warnings: list[str]) -> Callable
 
         env = sandbox.SandboxedEnvironment(undefined=Missing, keep_trailing_newline=True)
         try:
-            return str(env.from_string(text).render(**variables))
+            return str(env.from_string(text).render(**variables()))
         except jinja2.TemplateSyntaxError as err:
             raise UserDataError(
                 f"template syntax error at line {err.lineno + 1}: {err.message}"
