@@ -9,7 +9,6 @@ A missing variable renders as ``CI_MISSING_JINJA_VAR/<name>`` and is reported, a
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +21,8 @@ NOT_INSTALLED = "templates need jinja2, which is not installed (python3-jinja2)"
 
 
 def available() -> bool:
+    import importlib.util
+
     return importlib.util.find_spec("jinja2") is not None
 
 

@@ -264,3 +264,26 @@ def test_jinja_templates_render_under_debians_python(tmp_path: Path) -> None:
     assert "metaboot finished" in result.stdout, result.stderr
     merged = json.loads(root.read_bytes(f"/var/lib/metaboot/instances/{UUID}/cloud-config.json"))
     assert merged["cloud_config"]["hostname"] == "agent-test-test"
+
+
+def test_a_plain_boot_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
+    """Start-up cost is import cost: a boot from a config drive with plain cloud-config must
+    not load the MIME parser, the stdlib HTTP stack, argparse or jinja2."""
+    root = make_root(tmp_path)
+    write_drive_dir(root, DRIVE, tree(spec(user_data="#cloud-config\n{}\n")))
+    code = (
+        "import sys\n"
+        "from metaboot.cli import main\n"
+        f"main(['init', '--root', {str(root.base)!r}])\n"
+        "print('@@' + ' '.join(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # Debian's python3, as in a guest: the test venv's editable install loads importlib.util.
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    loaded = set(out.rsplit("@@", 1)[1].split())
+    assert "metaboot.guest.runner" in loaded and "yaml" in loaded
+    unwanted = {"email.parser", "http.client", "urllib.request", "ssl", "argparse", "jinja2"}
+    unwanted |= {"metaboot.service", "metaboot.registry", "metaboot.drive", "importlib.util"}
+    assert loaded & unwanted == set()
