@@ -322,3 +322,73 @@ def add_shell(root: Root) -> None:
             target = root.path(library)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(library, target)
+
+
+# ---- the real service ----------------------------------------------------------------------
+
+
+def loopback_spec(**changes: Any) -> dict[str, Any]:
+    """An instance the service identifies by the address the agent's requests come from."""
+    port = {
+        "id": "7c1e5a0b-2f4d-4e6a-8b9c-0d1e2f3a4b5c",
+        "network_id": "loopback",
+        "mac": "fa:16:3e:11:22:33",
+        "fixed_ips": ["127.0.0.1"],
+        "subnets": [{"cidr": "127.0.0.0/8", "gateway": "127.0.0.254", "dns": ["127.0.0.53"]}],
+    }
+    return spec(ports=[port], **changes)
+
+
+@contextmanager
+def metaboot_serve(tmp: Path, specs: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """``metaboot serve`` as its own process on 127.0.0.1:<ephemeral>, its registry holding
+    ``specs``; yields (base URL, registry URL). Stopped (SIGTERM, then kill) on exit."""
+    import re
+    import subprocess
+    import sys
+
+    from metaboot.registry import Registry
+
+    db = f"sqlite:///{tmp / 'registry.db'}"
+    with Registry.open(db) as registry:
+        for item in specs:
+            registry.add(parse_spec(item))
+    config = tmp / "metaboot.toml"
+    config.write_text("[rate_limit]\nrequests = 0\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metaboot.cli", "serve", "--db", db, "--listen", "127.0.0.1:0"]
+        + ["--config", str(config), "--log-level", "warning"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            found = re.search(r"metadata listening on (http://\S+)", line)
+            if found:
+                url = found.group(1)
+            elif not line and proc.poll() is not None:
+                raise RuntimeError("metaboot serve exited before listening")
+        if url is None:
+            raise RuntimeError("metaboot serve did not start")
+        from metaboot.guest.http import TransportError, request
+
+        for _ in range(200):  # workers load their cache after the socket exists
+            try:
+                if request("GET", url + "/openstack").status == 200:
+                    break
+            except TransportError:
+                pass
+            time.sleep(0.05)
+        yield url, db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
