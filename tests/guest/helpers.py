@@ -355,9 +355,10 @@ def metaboot_serve(tmp: Path, specs: list[dict[str, Any]]) -> Iterator[tuple[str
             registry.add(parse_spec(item))
     config = tmp / "metaboot.toml"
     config.write_text("[rate_limit]\nrequests = 0\n")
+    argv = [sys.executable, "-m", "metaboot.cli", "serve", "--db", db]
+    argv += ["--listen", "127.0.0.1:0", "--config", str(config), "--log-level", "warning"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "metaboot.cli", "serve", "--db", db, "--listen", "127.0.0.1:0"]
-        + ["--config", str(config), "--log-level", "warning"],
+        argv,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
