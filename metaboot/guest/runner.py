@@ -27,7 +27,7 @@ from typing import Any, Protocol, TextIO
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import config as agent_config
-from metaboot.guest import instancedata, layout, validation
+from metaboot.guest import instancedata, layout, validation, volatile
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Report, Stage
 from metaboot.guest.schema import SchemaProblem
 from metaboot.guest.sources import detect
@@ -158,7 +158,7 @@ class Runner:
             finished = (
                 f"{self.state.instance_dir(self.instance.instance_id)}/{layout.BOOT_FINISHED}"
             )
-            self.root.write_file(finished, f"{time.time()}\n", mode=0o644)
+            volatile.write(self.root, finished, f"{time.time()}\n", 0o644)
 
     # ---- stages ------------------------------------------------------------------------
 
@@ -321,12 +321,11 @@ class Runner:
         start = time.perf_counter()
         idir = self.state.instance_dir(data.instance_id)
         if data.user_data is not None:
-            self.root.write_file(f"{idir}/{layout.USER_DATA_RAW}", data.user_data, mode=0o600)
+            volatile.write(self.root, f"{idir}/{layout.USER_DATA_RAW}", data.user_data, 0o600)
         if data.vendor_data is not None or data.vendor_data2 is not None:
             raw = {"vendor_data": _jsonable(data.vendor_data), "vendor_data2": data.vendor_data2}
-            self.root.write_file(
-                f"{idir}/{layout.VENDOR_DATA_RAW}", json.dumps(raw, default=str), mode=0o600
-            )
+            text = json.dumps(raw, default=str)
+            volatile.write(self.root, f"{idir}/{layout.VENDOR_DATA_RAW}", text, 0o600)
         options = self.userdata_options(rec)
         user = userdata.process(data.user_data, "user-data", options)
         vendor = userdata.process_vendor(data.vendor_data, data.vendor_data2, options)
@@ -365,9 +364,8 @@ class Runner:
         self._processed = [vendor, user] if vendor_enabled else [user]
         self.invalid = self.validate_all()
         doc["invalid"] = self.invalid
-        self.root.write_file(
-            f"{idir}/{layout.CLOUD_CONFIG}", json.dumps(doc, indent=1, default=str), mode=0o600
-        )
+        text = json.dumps(doc, indent=1, default=str)
+        volatile.write(self.root, f"{idir}/{layout.CLOUD_CONFIG}", text, 0o600)
         rec.event("consume-user-data", time.perf_counter() - start, f"{len(user.parts)} part(s)")
         self.check_unknown_keys(rec)
         self.run_boothooks(idir, [s for s in scripts if s.kind == "boothook"], rec)
@@ -422,7 +420,7 @@ class Runner:
             else:
                 folder = f"{layout.SCRIPTS_DIR}/{script.kind}"
             path = f"{folder}/{script.name}"
-            self.root.write_file(path, script.payload, mode=0o700)
+            volatile.write(self.root, path, script.payload, 0o700)
             written.append(path)
         for path in previous:
             if path not in written and path.startswith(idir):
@@ -437,7 +435,7 @@ class Runner:
         refusal = command_refusal(self.root, self.effective_cfg())
         for hook in hooks:
             path = f"{idir}/{layout.BOOTHOOKS}/{hook.name}"
-            self.root.write_file(path, hook.payload, mode=0o700)
+            volatile.write(self.root, path, hook.payload, 0o700)
             if refusal is not None:
                 rec.recoverable(f"boothook {hook.name} ({hook.origin}) not run: {refusal}")
                 continue

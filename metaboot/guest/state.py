@@ -56,7 +56,8 @@ class State:
             if previous is not None:
                 self.root.write_file(layout.PREVIOUS_INSTANCE_ID_FILE, previous + "\n")
             self.root.write_file(layout.INSTANCE_ID_FILE, data.instance_id + "\n")
-        self.root.write_file(layout.SOURCE_FILE, data.source + "\n")
+        if self.root.read_text(layout.SOURCE_FILE, default="") != data.source + "\n":
+            volatile.write(self.root, layout.SOURCE_FILE, data.source + "\n")
         self.root.makedirs(self.instance_dir(data.instance_id), mode=0o700)
         return new
 

@@ -19,6 +19,7 @@ from metaboot.guest.system import Root
 
 STAGES = ("local", "network", "config", "final")
 STATUS_VERSION = 1
+SAVE_INTERVAL = 0.05
 
 
 def new_record() -> dict[str, Any]:
@@ -92,7 +93,7 @@ class StageRecorder:
             "modules": [],
             "events": [],
         }
-        self._t0 = time.perf_counter()
+        self._t0 = self._saved = time.perf_counter()
         store.record["stages"][name] = self.data
         store.record["stage"] = name
         store.save()
@@ -103,7 +104,7 @@ class StageRecorder:
 
     def recoverable(self, message: str) -> None:
         self.data["recoverable_errors"].append(message)
-        self.store.save()
+        self._save_soon()
 
     def event(self, name: str, duration: float, detail: str = "") -> None:
         entry: dict[str, Any] = {"name": name, "duration": round(duration, 6)}
@@ -113,7 +114,15 @@ class StageRecorder:
 
     def module(self, result: dict[str, Any]) -> None:
         self.data["modules"].append(result)
-        self.store.save()
+        self._save_soon()
+
+    def _save_soon(self) -> None:
+        """Progress is saved at most every SAVE_INTERVAL (errors and stage ends at once):
+        ``status --wait`` sees a running boot move, without a rewrite per module."""
+        now = time.perf_counter()
+        if now - self._saved >= SAVE_INTERVAL:
+            self.store.save()
+            self._saved = now
 
     def finish(self) -> None:
         self.data["end"] = time.time()
