@@ -207,6 +207,7 @@ class RetryPolicy:
     deadline: float | None = None
     first_pause: float = 0.1
     max_pause: float = 2.0
+    max_retry_after: float = 30.0  # a longer Retry-After is treated as this
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -252,7 +253,7 @@ def fetch(
             return outcome
         attempt += 1
         hinted = retry_after(outcome) if isinstance(outcome, Response) else None
-        wait = pause if hinted is None else hinted
+        wait = pause if hinted is None else min(hinted, policy.max_retry_after)
         remaining = policy.remaining()
         if attempt > policy.retries or (remaining is not None and remaining <= wait):
             if isinstance(outcome, TransportError):

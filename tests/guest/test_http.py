@@ -146,3 +146,11 @@ def test_connection_refused_raises_after_retries() -> None:
     with pytest.raises(TransportError, match="refused"):
         fetch("GET", dead_url() + "/x", RetryPolicy(retries=2, sleep=sleeps.append))
     assert sleeps == [0.1, 0.2]
+
+
+def test_an_absurd_retry_after_is_capped() -> None:
+    sleeps: list[float] = []
+    state = ServerState(tree(), fail_first=1, retry_after=3600)
+    with metadata_server(state) as (url, _):
+        response = fetch("GET", url + "/openstack", RetryPolicy(retries=2, sleep=sleeps.append))
+    assert response.status == 200 and sleeps == [30.0]

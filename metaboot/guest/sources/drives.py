@@ -158,6 +158,7 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
     if stat.S_ISDIR(mode):
         yield DirectoryTree(host)
         return
+    mountable = root.is_live and stat.S_ISBLK(mode)
     diskfs = _diskfs()
     if diskfs is not None:
         try:
@@ -166,14 +167,18 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
             raise SourceError(f"{device}: cannot open: {err.strerror}") from None
         try:
             try:
-                tree = DiskfsTree(diskfs.open_image(handle, device))
+                tree: FileTree | None = DiskfsTree(diskfs.open_image(handle, device))
             except MetabootError as err:
-                raise SourceError(f"{device}: {err}") from None
-            yield tree
+                # Not ISO 9660 or FAT as our reader knows them: the kernel may still read it.
+                if not mountable:
+                    raise SourceError(f"{device}: {err}") from None
+                tree = None
+            if tree is not None:
+                yield tree
+                return
         finally:
             handle.close()
-        return
-    if not root.is_live or not stat.S_ISBLK(mode):
+    if not mountable:
         raise SourceError(f"{device}: no user-space filesystem reader available to read it")
     with _mounted(str(host)) as mount_point:
         yield DirectoryTree(mount_point)

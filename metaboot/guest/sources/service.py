@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from metaboot.guest.http import Response, TransportError, request
+from metaboot.guest.http import RETRY_STATUSES, Response, TransportError, request, retry_after
 from metaboot.guest.sources.detect import SourceContext
 from metaboot.guest.system import Root
 
 STAGGER = 0.15
+MAX_RETRY_AFTER = 30.0  # a service asking for longer is treated as asking for this
 
 
 def fallback_interface(root: Root) -> str | None:
@@ -57,7 +58,8 @@ def probe(
     headers: dict[str, str] | None = None,
 ) -> tuple[str, Response] | None:
     """The first ``(base_url, response)`` for which ``accept`` holds, or None once max_wait
-    is spent. A definite answer that is not accepted (say a 404) removes that URL."""
+    is spent. A definite answer that is not accepted (say a 404) removes that URL; a busy one
+    (503, 429…) is asked again after its ``Retry-After`` if it gave one."""
     if not urls:
         return None
     timeout = float(ctx.settings.get("timeout", 5.0))
@@ -66,18 +68,37 @@ def probe(
     pause = 0.1
     live = list(urls)
     while live:
-        round_timeout = (
-            timeout if deadline is None else max(0.05, min(timeout, deadline - ctx.clock()))
-        )
-        winner, rejected = _race(live, path, round_timeout, accept, method, headers, ctx)
-        if winner is not None:
-            return winner
-        live = [u for u in live if u not in rejected]
-        if deadline is None or not live or ctx.clock() + pause >= deadline:
+        left = None if deadline is None else deadline - ctx.clock()
+        round_timeout = timeout if left is None else max(0.05, min(timeout, left))
+        outcome = _race(live, path, round_timeout, accept, method, headers, ctx)
+        if outcome.winner is not None:
+            return outcome.winner
+        live = [u for u in live if u not in outcome.rejected]
+        wait = min(outcome.retry_after, MAX_RETRY_AFTER) if outcome.retry_after else pause
+        if deadline is None or not live or ctx.clock() + wait >= deadline:
             return None
-        ctx.sleep(pause)
+        ctx.sleep(wait)
         pause = min(pause * 2, 2.0)
     return None
+
+
+class _Round:
+    def __init__(self) -> None:
+        self.winner: tuple[str, Response] | None = None
+        self.rejected: set[str] = set()
+        self.retry_after: float | None = None
+
+    def consider(self, base: str, response: Response, accept: Callable[[Response], bool]) -> bool:
+        if accept(response):
+            self.winner = (base, response)
+            return True
+        if response.status in RETRY_STATUSES:
+            hinted = retry_after(response)
+            if hinted is not None:
+                self.retry_after = max(self.retry_after or 0.0, hinted)
+        else:
+            self.rejected.add(base)
+        return False
 
 
 def _race(
@@ -88,36 +109,29 @@ def _race(
     method: str,
     headers: dict[str, str] | None,
     ctx: SourceContext,
-) -> tuple[tuple[str, Response] | None, set[str]]:
-    """One round: every URL tried once, staggered; returns (winner, URLs that said no)."""
-    rejected: set[str] = set()
+) -> _Round:
+    """One round: every URL tried once, staggered, the first accepted answer wins."""
+    outcome = _Round()
     if len(urls) == 1:
-        outcome = _try(urls[0], path, timeout, method, headers, ctx)
-        if isinstance(outcome, Response):
-            if accept(outcome):
-                return (urls[0], outcome), rejected
-            if outcome.status not in (408, 429, 500, 502, 503, 504):
-                rejected.add(urls[0])
-        return None, rejected
+        answer = _try(urls[0], path, timeout, method, headers, ctx)
+        if isinstance(answer, Response):
+            outcome.consider(urls[0], answer, accept)
+        return outcome
     results: queue.Queue[tuple[str, Response | None]] = queue.Queue()
 
     def worker(base: str, delay: float) -> None:
         if delay:
             time.sleep(delay)
-        outcome = _try(base, path, timeout, method, headers, ctx)
-        results.put((base, outcome if isinstance(outcome, Response) else None))
+        answer = _try(base, path, timeout, method, headers, ctx)
+        results.put((base, answer if isinstance(answer, Response) else None))
 
     for index, base in enumerate(urls):
         threading.Thread(target=worker, args=(base, index * STAGGER), daemon=True).start()
     for _ in urls:
         base, response = results.get()
-        if response is None:
-            continue
-        if accept(response):
-            return (base, response), rejected
-        if response.status not in (408, 429, 500, 502, 503, 504):
-            rejected.add(base)
-    return None, rejected
+        if response is not None and outcome.consider(base, response, accept):
+            return outcome
+    return outcome
 
 
 def _try(
