@@ -341,25 +341,11 @@ def cmd_schema(argv: list[str]) -> int:
         except OSError as err:
             raise MetabootError(f"{args.file}: {err.strerror}") from None
 
-    from metaboot.guest import config, lint, runner
+    from metaboot.guest import config, lint
+    from metaboot.guest.catalog import Catalog, PackageRegistry
 
     agent = config.load(root)
-    registry = runner.PackageRegistry()
-    modules = []
-    seen: set[str] = set()
-    for stage, names in registry.defaults().items():
-        key = runner.MODULE_LIST_KEYS.get(stage)
-        listed = agent.cfg.get(key) if key else None
-        for entry in listed if isinstance(listed, list) else names:
-            name = entry if isinstance(entry, str) else entry[0]
-            name = layout.semaphore_name(str(name))
-            if name in seen:
-                continue
-            seen.add(name)
-            try:
-                modules.append(registry.load(name))
-            except Exception:  # noqa: S112 - a module we cannot load has nothing to check
-                continue
+    modules = Catalog(agent.cfg, PackageRegistry()).listed()
     findings = lint.check(raw, args.file, modules, int(agent.cfg["user_data"]["max_bytes"]))
     for finding in findings:
         print(finding)

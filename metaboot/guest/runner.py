@@ -17,64 +17,38 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import config as agent_config
 from metaboot.guest import instancedata, layout, validation, volatile
+from metaboot.guest.catalog import (
+    STAGE_ORDER,
+    Catalog,
+    ModuleEntry,
+    ModuleRegistry,
+    PackageRegistry,
+)
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Report, Stage
+from metaboot.guest.output import final_line, make_console, setup_logging, stage_lines
 from metaboot.guest.schema import SchemaProblem
 from metaboot.guest.sources import detect
 from metaboot.guest.sources.base import InstanceData
-from metaboot.guest.state import State, parse_frequency
-from metaboot.guest.status import StageRecorder, StatusStore, summarize
+from metaboot.guest.state import State
+from metaboot.guest.status import StageRecorder, StatusStore
 from metaboot.guest.system import Root
+
+if TYPE_CHECKING:
+    from metaboot.guest.userdata import Script
 
 log = logging.getLogger("metaboot.agent")
 
-STAGE_ORDER = (Stage.LOCAL, Stage.NETWORK, Stage.CONFIG, Stage.FINAL)
-MODULE_LIST_KEYS = {
-    Stage.NETWORK: "cloud_init_modules",
-    Stage.CONFIG: "cloud_config_modules",
-    Stage.FINAL: "cloud_final_modules",
-}
-BOOTHOOK_TIMEOUT = 300.0
 NETWORK_SEMAPHORE = "network_config"
-
-
-class ModuleRegistry(Protocol):
-    """Where modules come from (the modules package, or a test's own)."""
-
-    def defaults(self) -> Mapping[Stage, list[str]]: ...
-
-    def load(self, name: str) -> Module: ...
-
-
-class PackageRegistry:
-    """The modules engineer's ``DEFAULT_MODULES`` and ``load_module``, when present."""
-
-    def defaults(self) -> Mapping[Stage, list[str]]:
-        try:
-            from metaboot.guest.modules import DEFAULT_MODULES  # type: ignore[attr-defined]
-        except ImportError:
-            return {}
-        return DEFAULT_MODULES  # type: ignore[no-any-return]
-
-    def load(self, name: str) -> Module:
-        try:
-            from metaboot.guest.modules import load_module  # type: ignore[attr-defined]
-        except ImportError:
-            raise LookupError(
-                f"no module {name!r} (the module registry is not installed)"
-            ) from None
-        module: Module = load_module(name)
-        return module
+# Re-exported: the CLI and the tests name them through the runner.
+__all__ = ["STAGE_ORDER", "Options", "PackageRegistry", "Runner", "run", "setup_logging"]
 
 
 @dataclass
@@ -86,27 +60,19 @@ class Options:
     console: Callable[[str], None] | None = None  # once-only secrets; default /dev/console
 
 
-@dataclass
-class ModuleEntry:
-    name: str
-    frequency: Frequency | None
-    raw: Any
-
-
 class Runner:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.root = options.root
         self.state = State(self.root)
         self.status = StatusStore(self.root)
-        self.registry = options.registry
         self.agent = agent_config.load(self.root, options.config_file)
+        self.catalog = Catalog(self.agent.cfg, options.registry)
         self.instance: InstanceData | None = None
         self.new_instance = False
         self.tried: list[str] = []
         self.cloud_config: dict[str, Any] = {}
         self.origins: dict[str, tuple[str, int | None]] = {}
-        self._modules_cache: dict[str, Module | Exception] = {}
         self._processed: list[Any] = []  # this process's user/vendor Processed, for lines
         self.invalid: dict[str, list[str]] | None = None  # module -> problems, from network
         self.found_in: Stage | None = None
@@ -349,9 +315,9 @@ class Runner:
         for problem in problems:
             log.warning("%s", problem)
             rec.recoverable(problem)
-        scripts = list(user.scripts) + ([s for s in vendor.scripts] if vendor_enabled else [])
-        vendor_names = {id(s) for s in vendor.scripts}
-        written = self.store_scripts(idir, scripts, vendor_names)
+        pairs = [(s, False) for s in user.scripts]
+        pairs += [(s, True) for s in vendor.scripts] if vendor_enabled else []
+        written = self.store_scripts(idir, pairs)
         doc = {
             "cloud_config": jsonable(merged),
             "origins": {str(k): list(v) for k, v in origins.items()},
@@ -368,7 +334,7 @@ class Runner:
         volatile.write(self.root, f"{idir}/{layout.CLOUD_CONFIG}", text, 0o600)
         rec.event("consume-user-data", time.perf_counter() - start, f"{len(user.parts)} part(s)")
         self.check_unknown_keys(rec)
-        self.run_boothooks(idir, [s for s in scripts if s.kind == "boothook"], rec)
+        self.run_boothooks(idir, [s for s, _ in pairs if s.kind == "boothook"], rec)
 
     def userdata_options(self, rec: StageRecorder) -> Any:
         from metaboot.guest import template, userdata
@@ -402,58 +368,33 @@ class Runner:
             render=render,
         )
 
-    def store_scripts(self, idir: str, scripts: list[Any], vendor_ids: set[int]) -> list[str]:
-        """Write scripts where the final-stage modules look for them; drop stale ones."""
+    def store_scripts(self, idir: str, pairs: list[tuple[Script, bool]]) -> list[str]:
         previous: list[str] = []
         try:
             old = json.loads(self.root.read_bytes(f"{idir}/{layout.CLOUD_CONFIG}"))
             previous = [p for p in old.get("scripts", []) if isinstance(p, str)]
         except (OSError, ValueError):
             pass
-        written: list[str] = []
-        for script in scripts:
-            if script.kind == "boothook":
-                continue
-            if script.kind == "instance-part":
-                sub = layout.VENDOR_SCRIPTS if id(script) in vendor_ids else layout.INSTANCE_SCRIPTS
-                folder = f"{idir}/{sub}"
-            else:
-                folder = f"{layout.SCRIPTS_DIR}/{script.kind}"
-            path = f"{folder}/{script.name}"
-            volatile.write(self.root, path, script.payload, 0o700)
-            written.append(path)
-        for path in previous:
-            if path not in written and path.startswith(idir):
-                self.root.remove(path)
-        return written
+        from metaboot.guest import scripts
 
-    def run_boothooks(self, idir: str, hooks: list[Any], rec: StageRecorder) -> None:
-        """Boothooks run every boot, before the modules, inside the target: directly on the
-        live system, through chroot in another root (never on the host against someone
-        else's tree); when that is impossible they are reported as not run."""
+        return scripts.store(self.root, idir, pairs, previous)
+
+    def run_boothooks(self, idir: str, hooks: list[Script], rec: StageRecorder) -> None:
+        from metaboot.guest import scripts
+
         assert self.instance is not None
-        refusal = command_refusal(self.root, self.effective_cfg())
-        for hook in hooks:
-            path = f"{idir}/{layout.BOOTHOOKS}/{hook.name}"
-            volatile.write(self.root, path, hook.payload, 0o700)
-            if refusal is not None:
-                rec.recoverable(f"boothook {hook.name} ({hook.origin}) not run: {refusal}")
+        for outcome in scripts.run_boothooks(
+            self.root, idir, hooks, self.instance.instance_id, self.effective_cfg()
+        ):
+            what = f"boothook {outcome.name} ({outcome.origin})"
+            if not outcome.ran:
+                rec.recoverable(f"{what} not run: {outcome.problem}")
                 continue
-            argv = [path] if hook.payload.startswith(b"#!") else ["/bin/sh", path]
-            if not self.root.is_live:
-                argv = ["chroot", str(self.root.base), *argv]
-            env = {"INSTANCE_ID": self.instance.instance_id}
-            start = time.perf_counter()
-            try:
-                proc = self.root.run(argv, env=env, check=False, timeout=BOOTHOOK_TIMEOUT)
-            except (OSError, subprocess.TimeoutExpired) as err:
-                rec.error(f"boothook {hook.name} ({hook.origin}): {err}")
-                continue
-            took = time.perf_counter() - start
-            rec.event(f"boothook-{hook.name}", took, f"exit {proc.returncode}")
-            if proc.returncode != 0:
-                tail = proc.stderr.decode("utf-8", "replace").strip()[-300:]
-                rec.error(f"boothook {hook.name} ({hook.origin}) exited {proc.returncode}: {tail}")
+            detail = "failed" if outcome.problem else "exit 0"
+            rec.event(f"boothook-{outcome.name}", outcome.duration, detail)
+            if outcome.problem:
+                log.error("%s %s", what, outcome.problem)
+                rec.error(f"{what} {outcome.problem}")
 
     def load_cloud_config(self) -> None:
         assert self.instance is not None
@@ -474,40 +415,8 @@ class Runner:
     def effective_cfg(self) -> dict[str, Any]:
         return agent_config.merge(self.agent.cfg, self.cloud_config)
 
-    def module_entries(self, stage: Stage) -> list[ModuleEntry]:
-        key = MODULE_LIST_KEYS.get(stage)
-        listed = self.agent.cfg.get(key) if key else None
-        raw_list: list[Any] = (
-            listed if isinstance(listed, list) else list(self.registry.defaults().get(stage, []))
-        )
-        entries = []
-        for raw in raw_list:
-            if isinstance(raw, str):
-                entries.append(ModuleEntry(layout.semaphore_name(raw.strip()), None, raw))
-            elif isinstance(raw, list) and raw and isinstance(raw[0], str):
-                frequency = parse_frequency(raw[1]) if len(raw) > 1 else None
-                entries.append(ModuleEntry(layout.semaphore_name(raw[0].strip()), frequency, raw))
-        return entries
-
-    def load_module(self, name: str) -> Module | Exception:
-        if name not in self._modules_cache:
-            try:
-                self._modules_cache[name] = self.registry.load(name)
-            except Exception as err:
-                self._modules_cache[name] = err
-        return self._modules_cache[name]
-
-    def listed_modules(self) -> list[Module]:
-        found = []
-        for stage in STAGE_ORDER:
-            for entry in self.module_entries(stage):
-                module = self.load_module(entry.name)
-                if isinstance(module, Module):
-                    found.append(module)
-        return found
-
     def check_unknown_keys(self, rec: StageRecorder) -> None:
-        for key in validation.unknown_keys(self.cloud_config, self.listed_modules()):
+        for key in validation.unknown_keys(self.cloud_config, self.catalog.listed()):
             label, line = self.origins.get(key, ("user-data", None))
             at = f" (line {line})" if line else ""
             shown = repr(key) if isinstance(key, str) else str(key)
@@ -516,7 +425,7 @@ class Runner:
             rec.recoverable(message)
 
     def run_modules(self, stage: Stage, rec: StageRecorder) -> None:
-        entries = self.module_entries(stage)
+        entries = self.catalog.entries(stage)
         if not entries or (self.instance is None and stage != Stage.LOCAL):
             return
         cfg = self.effective_cfg()
@@ -528,7 +437,7 @@ class Runner:
         self, entry: ModuleEntry, stage: Stage, cfg: dict[str, Any], rec: StageRecorder
     ) -> dict[str, Any]:
         result: dict[str, Any] = {"name": entry.name, "stage": stage.value}
-        module = self.load_module(entry.name)
+        module = self.catalog.load(entry.name)
         if not isinstance(module, Module):
             result.update(result="unavailable", reason=str(module) or type(module).__name__)
             log.info("module %s: not available (%s); skipped", entry.name, module)
@@ -601,11 +510,8 @@ class Runner:
         line of a nested mistake) is at hand; later stages use the stored verdicts."""
         cfg = self.effective_cfg()
         verdicts: dict[str, list[str]] = {}
-        for stage in STAGE_ORDER[1:]:
-            for entry in self.module_entries(stage):
-                module = self.load_module(entry.name)
-                if isinstance(module, Module):
-                    verdicts[module.name] = self.invalid_settings(module, cfg)
+        for module in self.catalog.listed(STAGE_ORDER[1:]):
+            verdicts[module.name] = self.invalid_settings(module, cfg)
         return verdicts
 
     def invalid_settings(self, module: Module, cfg: Mapping[str, Any]) -> list[str]:
@@ -636,59 +542,12 @@ class Runner:
             print(line, file=self.options.out, flush=True)
 
     def print_stage(self, stage: Stage, rec: StageRecorder) -> None:
-        data = rec.data
-        parts: list[str] = []
-        if stage == Stage.LOCAL:
-            record = self.status.record
-            if record.get("source"):
-                new = "new instance" if record.get("new_instance") else "known instance"
-                parts.append(
-                    f"{record['source']} {record['subplatform']}: {record['instance_id']} ({new})"
-                )
-            else:
-                parts.append("no local source")
-            net = record.get("network")
-            if net and net.get("renderer"):
-                parts.append(f"network: {net['renderer']} ({len(net['written'])} file(s) written)")
-            elif net and net.get("skipped"):
-                parts.append(f"network: {net['skipped']}")
-        elif stage == Stage.NETWORK and self.found_in == Stage.NETWORK:
-            record = self.status.record
-            new = "new instance" if record.get("new_instance") else "known instance"
-            parts.append(
-                f"{record['source']} {record['subplatform']}: {record['instance_id']} ({new})"
-            )
-        modules = data["modules"]
-        if modules:
-            counts: dict[str, int] = {}
-            for item in modules:
-                counts[item["result"]] = counts.get(item["result"], 0) + 1
-            parts.append(
-                f"{len(modules)} module(s): "
-                + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            )
-        parts.append(f"{data.get('duration', 0):.3f} s")
-        self.say(f"metaboot {stage.value}: " + "; ".join(parts))
-        for error in data["errors"]:
-            self.say(f"metaboot {stage.value}: ERROR: {error}")
-        for warning in data["recoverable_errors"]:
-            self.say(f"metaboot {stage.value}: warning: {warning}")
+        found_here = self.found_in == stage
+        for line in stage_lines(stage.value, self.status.record, found_here=found_here):
+            self.say(line)
 
     def print_final(self) -> None:
-        record = self.status.record
-        summary = summarize(record)
-        changes = sum(
-            len(m.get("changes", []))
-            for s in record.get("stages", {}).values()
-            for m in s.get("modules", [])
-        )
-        elapsed = time.time() - record.get("boot_started", time.time())
-        self.say(
-            f"metaboot finished: instance {record.get('instance_id')} from {record.get('source')}; "
-            f"{changes} change(s), {len(summary.errors)} error(s), "
-            f"{len(summary.recoverable)} warning(s); {elapsed:.2f} s since the first stage "
-            f"— status: {summary.extended} (details: metaboot status --long)"
-        )
+        self.say(final_line(self.status.record))
 
 
 def jsonable(value: Any) -> Any:
@@ -706,61 +565,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
-
-
-def command_refusal(root: Root, cfg: Mapping[str, Any]) -> str | None:
-    """Why user commands cannot run in ``root`` (None: they can) — the policy the modules
-    follow too (``root_commands: chroot|skip``)."""
-    if root.is_live:
-        return None
-    if cfg.get("root_commands", "chroot") == "skip":
-        return f"root_commands is 'skip' and {root.base} is not the live system"
-    if os.geteuid() != 0:
-        return f"{root.base} is not the live system and entering it with chroot needs root"
-    shell = root.path("/bin/sh")
-    if not (shell.exists() and os.access(shell, os.X_OK)):
-        return f"{root.base} is not the live system and has no /bin/sh"
-    if shutil.which("chroot") is None:
-        return "chroot is not installed"
-    return None
-
-
-def make_console(root: Root, out: TextIO | None) -> Callable[[str], None]:
-    """Lines shown once and never logged (RANDOM passwords): the system console on a live
-    system, else the run's own output."""
-
-    def write(line: str) -> None:
-        if root.is_live:
-            try:
-                with open("/dev/console", "w", encoding="utf-8") as console:
-                    console.write(line.rstrip("\n") + "\n")
-                return
-            except OSError:
-                pass
-        if out is not None:
-            print(line.rstrip("\n"), file=out, flush=True)
-
-    return write
-
-
-def setup_logging(root: Root, debug: bool = False) -> logging.Handler | None:
-    """Log to /var/log/metaboot.log inside the Root (0600: it may name users and files)."""
-    logger = logging.getLogger("metaboot")
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    try:
-        root.makedirs("/var/log")
-        path = root.path(layout.LOG_FILE)
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.close(fd)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        return None
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s")
-    )
-    logger.addHandler(handler)
-    return handler
 
 
 def run(options: Options, stages: list[Stage]) -> int:
