@@ -60,7 +60,8 @@ def clean(
         except ImportError:
             report.notes.append("--seal: image sealing is not installed; skipped")
         else:
-            image.seal(root)
+            sealed = image.seal(root)
+            report.removed += [p for p in sealed or [] if p not in report.removed]
             report.notes.append("sealed the image (metaboot.guest.image.seal)")
     return report
 
