@@ -82,6 +82,8 @@ class Runner:
 
     def run(self, stages: list[Stage]) -> int:
         if stages and stages[0] == Stage.LOCAL:
+            # A new boot: nothing found by an earlier one may be taken for this one's.
+            self.root.remove(layout.BOOT_INSTANCE_FILE)
             self.status.begin_boot()
         else:
             self.status.load()

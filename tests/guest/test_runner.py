@@ -404,3 +404,18 @@ def test_boothooks_never_run_on_the_host_for_a_foreign_root(tmp_path: Path) -> N
     assert recoverable[0].startswith(
         "network: boothook part-001 (user-data part 1 (text/cloud-boothook)) not run:"
     )
+
+
+def test_a_new_boot_never_reuses_what_an_earlier_boot_found(tmp_path: Path) -> None:
+    """/run survives in a mounted image or a test tree: a new local stage starts afresh."""
+    root = first_boot(tmp_path)
+    agent_config(root, http_only(dead_url(), max_wait=0))
+    run_agent(root, standard_registry())
+    assert status(root)["source"] == "ConfigDrive"
+    import shutil
+
+    shutil.rmtree(root.path(DRIVE))
+    code, _, _ = run_agent(root, standard_registry())
+    assert code == 1
+    assert status(root)["source"] is None
+    assert "no instance data found" in summarize(status(root)).errors[0]
