@@ -117,7 +117,11 @@ def fresh_image(base: Path, url: str) -> None:
                     "OpenStack": {"metadata_urls": [url], "max_wait": 10, "timeout": 5},
                     "Ec2": {"metadata_urls": [url], "max_wait": 10, "timeout": 5},
                 },
+                "users": ["default"],
                 "system_info": {"default_user": {"name": "debian", "groups": ["adm", "sudo"]}},
+                # One host key type: RSA generation alone costs about a second of CPU, which
+                # says nothing about the agent (and cloud-init's side runs no modules at all).
+                "ssh_genkeytypes": ["ed25519"],
             }
         ),
     }
@@ -126,6 +130,10 @@ def fresh_image(base: Path, url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     (base / "etc/shadow").chmod(0o640)
+    zone = Path("/usr/share/zoneinfo/Etc/UTC")
+    if zone.exists():  # the image's tzdata, for the timezone module
+        (base / "usr/share/zoneinfo/Etc").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(zone, base / "usr/share/zoneinfo/Etc/UTC")
 
 
 def start_service(tmp: Path) -> tuple[subprocess.Popen[str], str]:
