@@ -109,9 +109,9 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def write(root: Root, doc: Mapping[str, Any]) -> None:
     root.makedirs(layout.RUN_DIR, mode=0o755)
-    full = json.dumps(doc, indent=1, default=str)
+    full = json.dumps(doc, default=str)
     volatile.write(root, layout.INSTANCE_DATA_SENSITIVE, full, 0o600)
-    volatile.write(root, layout.INSTANCE_DATA, json.dumps(redact(doc), indent=1), 0o644)
+    volatile.write(root, layout.INSTANCE_DATA, json.dumps(redact(doc)), 0o644)
 
 
 def template_variables(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -332,7 +332,7 @@ class Runner:
         self._processed = [vendor, user] if vendor_enabled else [user]
         self.invalid = self.validate_all()
         doc["invalid"] = self.invalid
-        text = json.dumps(doc, indent=1, default=str)
+        text = json.dumps(doc, default=str)
         volatile.write(self.root, f"{idir}/{layout.CLOUD_CONFIG}", text, 0o600)
         rec.event("consume-user-data", time.perf_counter() - start, f"{len(user.parts)} part(s)")
         self.check_unknown_keys(rec)

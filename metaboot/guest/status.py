@@ -56,7 +56,8 @@ class StatusStore:
 
     def save(self, *, persist: bool = False) -> None:
         """Rewrite the record in /run (tmpfs, cheap); ``persist`` also copies it to disk."""
-        text = json.dumps(self.record, indent=1, sort_keys=True) + "\n"
+        # Compact: only the C encoder is fast, and it does not indent. `status` pretty-prints.
+        text = json.dumps(self.record, separators=(",", ":")) + "\n"
         self.root.makedirs(layout.RUN_DIR, mode=0o755)
         volatile.write(self.root, layout.STATUS_FILE, text, 0o644)
         if persist:
