@@ -27,6 +27,7 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.system import Root
 from metaboot.metadata import DocumentTree, MetadataSettings, build_tree, parse_spec
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 UUID = "3f0c6b7e-1d2a-4c5b-9e8f-0a1b2c3d4e5f"
 UUID2 = "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAgentTestKeyOne agent@test"
