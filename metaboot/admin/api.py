@@ -122,6 +122,10 @@ class AdminApp:
     def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
+        """Answer one request. ``path`` is as sent (still percent-encoded, so that an id holding
+        ``%2F`` stays one path segment), ``query`` is the text after ``?``, header names may be
+        in any case, and ``body`` should be cut at ``max_body + 1`` bytes by the transport.
+        """
         method = method.upper()
         lower = {k.lower(): v for k, v in headers.items()}
         try:

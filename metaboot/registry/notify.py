@@ -24,9 +24,6 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-import psycopg
-from psycopg import sql
-
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str | None], None]
@@ -177,6 +174,9 @@ class PostgresListener(_Thread):
         self._dispatcher = dispatcher
 
     def run(self) -> None:
+        import psycopg  # here: a SQLite registry never needs it
+        from psycopg import sql
+
         backoff = 0.1
         connected_before = False
         while not self._stop.is_set():

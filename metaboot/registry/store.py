@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from metaboot.errors import ConfigError, ConflictError, MetabootError, NotFoundError
 from metaboot.metadata.instance import PASSWORD_LIMIT, Instance, instance_to_spec, parse_spec
 from metaboot.registry import migrate, notify
-from metaboot.registry.paths import sqlalchemy_url
+from metaboot.registry.paths import default_db_url, sqlalchemy_url
 from metaboot.registry.schema import addresses, changes, instances, routers
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,11 @@ def _address_rows(instance: Instance) -> list[dict[str, str]]:
 
 
 class Registry:
-    """Instances, their addresses, routers and guest passwords in SQLite or PostgreSQL."""
+    """Instances, their addresses, routers and guest passwords in SQLite or PostgreSQL.
+
+    Engines are made with ``hide_parameters``: a database error must not carry user-data or a
+    password into a log line.
+    """
 
     def __init__(self, engine: Engine, display_url: str, *, poll_interval: float = 0.05) -> None:
         self.engine = engine
@@ -141,23 +146,25 @@ class Registry:
         self._watcher: notify.SQLitePoller | notify.PostgresListener | None = None
         self._poll_interval = poll_interval
         self._channel = ""
+        self._watch_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, poll_interval: float = 0.05) -> Registry:
-        """Open (creating if need be) and migrate the registry at ``url``.
+    def open(cls, url: str | None = None, *, poll_interval: float = 0.05) -> Registry:
+        """Open (creating if need be) and migrate the registry at ``url`` (default:
+        ``default_db_url()``, the same as the service's).
 
         ``url`` is a SQLAlchemy-style URL (``sqlite:///path``, ``postgresql://…``) or a bare path
         to a SQLite file. A SQLite file and its directory are created private to the owner:
         the registry holds user-data and guest passwords.
         """
-        sa_url = make_url(sqlalchemy_url(url))
+        sa_url = make_url(sqlalchemy_url(url or default_db_url()))
         display = sa_url.render_as_string(hide_password=True)
         if sa_url.get_backend_name() == "sqlite":
             engine = _sqlite_engine(sa_url.database or "", display)
         elif sa_url.get_backend_name() == "postgresql":
-            engine = create_engine(sa_url, pool_pre_ping=True)
+            engine = create_engine(sa_url, pool_pre_ping=True, hide_parameters=True)
         else:
             raise ConfigError(f"{display}: unsupported database (use sqlite:/// or postgresql://)")
         registry = cls(engine, display, poll_interval=poll_interval)
@@ -176,7 +183,8 @@ class Registry:
         return registry
 
     def close(self) -> None:
-        watcher, self._watcher = self._watcher, None
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
         self.engine.dispose()
@@ -518,14 +526,16 @@ class Registry:
         background thread (or, for this registry's own writes, on the writing thread right
         after the commit), so they must be quick and thread-safe.
         """
-        key = self._dispatcher.add(callback)
-        if self._watcher is None:
-            self._watcher = self._start_watcher()
+        with self._watch_lock:
+            key = self._dispatcher.add(callback)
+            if self._watcher is None:
+                self._watcher = self._start_watcher()
 
         def close() -> None:
-            if self._dispatcher.remove(key) == 0 and self._watcher is not None:
-                watcher, self._watcher = self._watcher, None
-                watcher.close()
+            with self._watch_lock:
+                if self._dispatcher.remove(key) == 0 and self._watcher is not None:
+                    watcher, self._watcher = self._watcher, None
+                    watcher.close()
 
         return Watch(close)
 
@@ -586,16 +596,16 @@ def _sqlite_engine(path: str, display: str) -> Engine:
     if not file.exists():
         # The registry holds user-data and passwords: readable by its owner only.
         os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
-    engine = create_engine(f"sqlite:///{file}")
+    engine = create_engine(f"sqlite:///{file}", hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:
         # Take transactions out of the driver's hands so that we can say BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL may wait too
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -28,6 +28,10 @@ def test_open_migrates_an_empty_database_to_head(db_url: str) -> None:
             assert migrate.current_revision(conn) == migrate.head_revision()
 
 
+def test_head_constant_is_the_newest_migration() -> None:
+    assert migrate.head_revision() == migrate.HEAD
+
+
 def test_migrations_build_exactly_the_tables_the_queries_use(db_url: str) -> None:
     with Registry.open(db_url) as reg, reg.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from metaboot.registry.paths import default_db_url, sqlalchemy_url
 
 
@@ -26,3 +30,14 @@ def test_sqlalchemy_url_spellings() -> None:
     assert sqlalchemy_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     assert sqlalchemy_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
     assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_open_without_a_url_uses_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metaboot.registry import Registry
+
+    monkeypatch.setenv("METABOOT_DB", str(tmp_path / "default.db"))
+    with Registry.open() as reg:
+        assert reg.url.endswith("default.db")
+    assert (tmp_path / "default.db").exists()

@@ -190,3 +190,30 @@ def test_every_write_bumps_the_generation(registry: Registry) -> None:
     registry.password_clear(inst.uuid)
     seen.append(registry.generation(inst.uuid))
     assert seen == [1, 2, 3, 3, 4]
+
+
+def test_database_errors_do_not_carry_secrets(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing statement's message must not include its parameters (user-data, passwords)."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from metaboot.registry.schema import instances
+
+    inst = instance("secretive", user_data="#cloud-config\npassword: hunter2\n")
+    registry.add(inst)
+    with pytest.raises(IntegrityError) as err, registry.engine.begin() as conn:
+        conn.execute(
+            insert(instances).values(
+                uuid=inst.uuid,
+                name="dup",
+                project_id="",
+                spec='{"user_data": "hunter2"}',
+                password="hunter2",
+                generation=1,
+                created_at="x",
+                updated_at="x",
+            )
+        )
+    assert "hunter2" not in str(err.value)
