@@ -36,21 +36,14 @@ class PackageRegistry:
     """``metaboot.guest.modules``: its ``DEFAULT_MODULES`` and ``load_module``."""
 
     def defaults(self) -> Mapping[Stage, list[str]]:
-        try:
-            from metaboot.guest.modules import DEFAULT_MODULES  # type: ignore[attr-defined]
-        except ImportError:
-            return {}
-        return DEFAULT_MODULES  # type: ignore[no-any-return]
+        from metaboot.guest.modules import DEFAULT_MODULES
+
+        return DEFAULT_MODULES
 
     def load(self, name: str) -> Module:
-        try:
-            from metaboot.guest.modules import load_module  # type: ignore[attr-defined]
-        except ImportError:
-            raise LookupError(
-                f"no module {name!r} (the module registry is not installed)"
-            ) from None
-        module: Module = load_module(name)
-        return module
+        from metaboot.guest.modules import load_module
+
+        return load_module(name)
 
 
 @dataclass

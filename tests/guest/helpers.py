@@ -195,6 +195,11 @@ def make_root(base: Path) -> Root:
     root.write_file("/sys/class/net/eth0/operstate", "up\n")
     root.write_file("/sys/class/net/eth0/carrier", "1\n")
     root.write_file("/lib/systemd/systemd-networkd", "")  # the image's network system
+    # What an image's recipe puts in the agent config (Debian's cloud.cfg has the same).
+    root.write_file(
+        "/etc/metaboot/agent.d/00-image.yaml",
+        "system_info:\n  default_user: {name: debian, groups: [sudo], shell: /bin/bash}\n",
+    )
     root.write_file("/sys/class/net/lo/address", "00:00:00:00:00:00\n")
     return root
 

@@ -227,6 +227,16 @@ def test_schema_reports_yaml_errors_with_lines(tmp_path: Path) -> None:
     result = cli("schema", str(bad))
     assert result.returncode == 1
     assert f"error: {bad} part 1 (text/cloud-config): invalid YAML at line 4" in result.stdout
+    typed = tmp_path / "typed.yaml"
+    typed.write_text(
+        "#cloud-config\nhostname: web\nusers:\n  - name: a\n    groups: 5\npackages: [x]\n"
+    )
+    result = cli("schema", str(typed))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"error: {typed} part 1 (text/cloud-config): users[0].groups: " in result.stdout
+    assert any("(line 5) [module users_groups]" in line for line in lines), lines
+    assert any("key 'packages' (line 6) is not supported" in line for line in lines), lines
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01\x02binary")
     result = cli("schema", str(junk))
