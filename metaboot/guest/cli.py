@@ -34,7 +34,13 @@ def main(command: str, argv: list[str]) -> int:
     }.get(command)
     if handler is None:
         raise MetabootError(f"unknown guest command {command!r}")
-    return handler(argv)
+    try:
+        return handler(argv)
+    except BrokenPipeError:
+        # `metaboot status --long | head`: the reader left; say nothing more, as cat would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
