@@ -57,7 +57,7 @@ class Scenario:
 
 
 ALL = [Scenario(a, t) for a in AGENTS for t in TRANSPORTS]
-BAD_CONFIG = Scenario("metaboot", "service", "bad-config")
+BAD_CONFIG = Scenario("metaboot", "iso", "bad-config")
 
 
 def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | None = None) -> str:
