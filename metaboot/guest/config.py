@@ -179,6 +179,43 @@ def config_files(root: Root) -> list[str]:
     return files
 
 
+# cloud-init's per-distribution default users (its cloud.cfg template), by os-release ID.
+# Used only when no configuration names a default user at all, so that an instance whose agent
+# configuration is missing or broken still has a user that the instance's SSH keys log in as
+# (with ``disable_root``, root's keys only say "log in as <default user>").
+DISTRO_DEFAULT_USERS: dict[str, tuple[str, list[str]]] = {
+    "debian": ("debian", ["adm", "sudo"]),
+    "ubuntu": ("ubuntu", ["adm", "sudo"]),
+    "fedora": ("fedora", ["adm", "wheel"]),
+    "rhel": ("cloud-user", ["adm", "wheel"]),
+    "centos": ("cloud-user", ["adm", "wheel"]),
+    "rocky": ("rocky", ["adm", "wheel"]),
+    "almalinux": ("almalinux", ["adm", "wheel"]),
+    "alpine": ("alpine", ["wheel"]),
+    "arch": ("arch", ["wheel"]),
+}
+
+
+def distro_default_user(root: Root) -> dict[str, Any] | None:
+    """The default user cloud-init's own configuration gives this distribution, if known."""
+    fields: dict[str, str] = {}
+    for line in root.read_text("/etc/os-release", default="").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip("\"'")
+    for distro in [fields.get("ID", ""), *fields.get("ID_LIKE", "").split()]:
+        if distro in DISTRO_DEFAULT_USERS:
+            name, groups = DISTRO_DEFAULT_USERS[distro]
+            return {
+                "name": name,
+                "lock_passwd": True,
+                "groups": groups,
+                "sudo": ["ALL=(ALL) NOPASSWD:ALL"],
+                "shell": "/bin/bash" if root.exists("/bin/bash") else "/bin/sh",
+            }
+    return None
+
+
 def load(root: Root, extra: str | None = None) -> AgentConfig:
     """Read and merge every config file; never raises for bad content."""
     result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
@@ -195,6 +232,11 @@ def load(root: Root, extra: str | None = None) -> AgentConfig:
         layer = parse(text, label, result.problems)
         if layer:
             result.cfg = merge(result.cfg, layer)
+    system_info = result.cfg.get("system_info")
+    if not (isinstance(system_info, Mapping) and "default_user" in system_info):
+        fallback = distro_default_user(root)
+        if fallback is not None:
+            result.cfg = merge(result.cfg, {"system_info": {"default_user": fallback}})
     return result
 
 
