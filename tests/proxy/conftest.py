@@ -1,0 +1,32 @@
+"""Fixtures for proxy tests: a stand-in upstream that echoes what the proxy sent, and proxy
+processes run exactly as an operator runs them (``metaboot proxy …``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import EchoUpstream, ProxyProcess
+
+
+@pytest.fixture
+def echo_upstream(tmp_path: Path) -> Iterator[EchoUpstream]:
+    upstream = EchoUpstream(f"unix:{tmp_path}/upstream.sock")
+    upstream.start()
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[ProxyProcess]]:
+    """Collects the proxy processes a test starts and stops them all afterwards."""
+    started: list[ProxyProcess] = []
+    try:
+        yield started
+    finally:
+        for proxy in started:
+            proxy.stop()
