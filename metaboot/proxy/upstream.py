@@ -170,22 +170,31 @@ class Upstream:
         self._slots = asyncio.Semaphore(settings.max_connections)
 
     async def _connect(self) -> _Connection:
+        """A new connection. A full listen queue on a UNIX socket fails at once with EAGAIN
+        (a TCP SYN would just wait); that is retried until the connect timeout, whereas a
+        refused or absent service is reported at once."""
         target = self.target
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                if target.scheme == "unix":
-                    reader, writer = await asyncio.open_unix_connection(
-                        target.path, limit=READ_SIZE
-                    )
-                else:
-                    reader, writer = await asyncio.open_connection(
-                        target.host, target.port, ssl=self._tls, limit=READ_SIZE
-                    )
+                pause = 0.005
+                while True:
+                    try:
+                        if target.scheme == "unix":
+                            reader, writer = await asyncio.open_unix_connection(
+                                target.path, limit=READ_SIZE
+                            )
+                        else:
+                            reader, writer = await asyncio.open_connection(
+                                target.host, target.port, ssl=self._tls, limit=READ_SIZE
+                            )
+                        return _Connection(reader, writer)
+                    except BlockingIOError:
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, 0.1)
         except TimeoutError as err:
             raise UpstreamUnavailable(f"connect to {target} timed out") from err
         except (OSError, ssl.SSLError) as err:
             raise UpstreamUnavailable(f"connect to {target}: {err}") from err
-        return _Connection(reader, writer)
 
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()
@@ -211,7 +220,9 @@ class Upstream:
     async def exchange(self, method: bytes, request: bytes) -> AsyncIterator[ResponseStream]:
         """Send one serialised request and yield its response once the head has arrived."""
         try:
-            async with asyncio.timeout(self.settings.connect_timeout):
+            # Queueing behind other VMs' requests is normal in a boot storm; only a queue that
+            # does not move within the response timeout is an outage.
+            async with asyncio.timeout(self.settings.response_timeout):
                 await self._slots.acquire()
         except TimeoutError as err:
             raise UpstreamUnavailable("all upstream connections busy") from err

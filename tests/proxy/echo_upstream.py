@@ -80,11 +80,13 @@ class EchoHandler(BaseHTTPRequestHandler):
 
 class UnixEcho(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 128
 
 
 class TcpEcho(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
 
 def serve(address: str, tls: tuple[str, str] | None = None) -> None:
