@@ -37,9 +37,9 @@ def _default(obj):
     return repr(obj)
 '''
 
-_EPILOGUE = '''
+_EPILOGUE = """
 sys.stdout.write("\\n@@RESULT@@" + json.dumps(result, default=_default, sort_keys=True))
-'''
+"""
 
 
 def available() -> bool:

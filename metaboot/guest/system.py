@@ -89,8 +89,8 @@ class Root:
         rows: dict[str, list[str]] = {}
         for line in self.read_text(f"/etc/{name}", default="").splitlines():
             if line and not line.startswith("#"):
-                fields = line.split(":")
-                rows[fields[0]] = fields
+                columns = line.split(":")
+                rows[columns[0]] = columns
         return rows
 
     def uid_of(self, user: str | int) -> int:
@@ -111,9 +111,9 @@ class Root:
 
     def primary_gid_of(self, user: str | int) -> int:
         if isinstance(user, int) or str(user).isdigit():
-            for row in self._table("passwd").values():
-                if row[2] == str(user):
-                    return int(row[3])
+            for entry in self._table("passwd").values():
+                if entry[2] == str(user):
+                    return int(entry[3])
             return int(user)
         row = self._table("passwd").get(str(user))
         if row is None:
@@ -226,7 +226,7 @@ class Root:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+        input: bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
         timeout: float | None = None,
