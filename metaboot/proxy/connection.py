@@ -57,15 +57,28 @@ class ProxyContext:
     retry_after: int = 1
 
 
+@dataclass(slots=True)
+class ConnectionState:
+    """What a listener needs to know to shut down politely: whether the connection sits between
+    requests (and can be closed at once) and whether the proxy is draining."""
+
+    idle: bool = True
+    draining: bool = False
+
+
 class ClientGone(Exception):
     """The client stopped reading or closed; nothing more can be told to it."""
 
 
 async def serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: str, ctx: ProxyContext
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    source: str,
+    ctx: ProxyContext,
+    state: ConnectionState | None = None,
 ) -> None:
     """Serve requests from one client until it closes, errs, times out or stops keep-alive."""
-    connection = _ClientConnection(reader, writer, source, ctx)
+    connection = _ClientConnection(reader, writer, source, ctx, state or ConnectionState())
     try:
         await connection.run()
     except (ClientGone, ConnectionError, TimeoutError):
@@ -81,11 +94,13 @@ class _ClientConnection:
         writer: asyncio.StreamWriter,
         source: str,
         ctx: ProxyContext,
+        state: ConnectionState,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.source = source
         self.ctx = ctx
+        self.state = state
         self._head_sent = False
         self._body_bytes = 0
 
@@ -108,7 +123,10 @@ class _ClientConnection:
             if parser.finished:
                 return
             idle = not parser.in_progress
+            if idle and self.state.draining:
+                return
             until = loop.time() + ctx.timeouts.keepalive if idle else deadline
+            self.state.idle = idle
             try:
                 async with asyncio.timeout_at(until):
                     data = await self.reader.read(READ_SIZE)
@@ -118,6 +136,7 @@ class _ClientConnection:
                         RequestError(HTTPStatus.REQUEST_TIMEOUT, "request not received in time")
                     )
                 return
+            self.state.idle = False
             if not data:
                 return
             if idle:
@@ -171,7 +190,7 @@ class _ClientConnection:
         started = time.perf_counter()
         self._head_sent = False
         self._body_bytes = 0
-        keep_alive = request.keep_alive and not request.upgrade
+        keep_alive = request.keep_alive and not request.upgrade and not self.state.draining
         upstream_request = serialize_request(
             request.method,
             request.target,

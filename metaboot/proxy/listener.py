@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from metaboot.errors import ConfigError
-from metaboot.proxy.connection import ProxyContext, serve_connection
+from metaboot.proxy.connection import ConnectionState, ProxyContext, serve_connection
 from metaboot.proxy.headers import source_address
 from metaboot.proxy.http1 import error_response
 from metaboot.proxy.upstream import READ_SIZE
@@ -132,7 +132,7 @@ class ProxyServer:
         self.caps = caps
         self._per_source: Counter[str] = Counter()
         self._open = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], ConnectionState] = {}
         self._servers: list[asyncio.Server] = []
 
     async def start(self, sockets: list[socket.socket]) -> None:
@@ -163,20 +163,26 @@ class ProxyServer:
             return
         self._open += 1
         self._per_source[source] += 1
-        self._tasks.add(task)
+        state = ConnectionState()
+        self._tasks[task] = state
         try:
-            await serve_connection(reader, writer, source, self.ctx)
+            await serve_connection(reader, writer, source, self.ctx, state)
         finally:
-            self._tasks.discard(task)
+            del self._tasks[task]
             self._open -= 1
             self._per_source[source] -= 1
             if not self._per_source[source]:
                 del self._per_source[source]
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting; give open connections ``grace`` seconds, then cut them."""
+        """Stop accepting, close connections waiting between requests, give the requests in
+        flight ``grace`` seconds (their answers carry ``Connection: close``), then cut them."""
         for server in self._servers:
             server.close()
+        for task, state in self._tasks.items():
+            state.draining = True
+            if state.idle:
+                task.cancel()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

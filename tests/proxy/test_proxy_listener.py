@@ -371,6 +371,7 @@ def test_sigterm_lets_an_open_request_finish(
     proxy.proc.send_signal(signal.SIGTERM)
     response = conn.getresponse()
     assert response.status == 200 and json.loads(response.read())["target"] == "/slow/1"
+    assert response.getheader("Connection") == "close"
     assert proxy.proc.wait(10) == 0
 
 
