@@ -243,6 +243,7 @@ class _ClientConnection:
         The head goes out with the first body bytes, so until then the caller can still
         answer with an error of its own."""
         response = stream.response
+        keep_alive = keep_alive and not self.state.draining
         headers: Headers = response_headers(response.headers)
         if response.content_length is not None and response.status not in (204, 304):
             headers.append((b"Content-Length", str(response.content_length).encode("ascii")))
