@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import EchoUpstream, ProxyProcess
+from .netns import Topology, build_topology
 
 
 @pytest.fixture
@@ -30,3 +31,14 @@ def proxies() -> Iterator[list[ProxyProcess]]:
     finally:
         for proxy in started:
             proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def topology() -> Iterator[Topology]:
+    """Two tenant networks with the same addresses, one qdhcp-style, one qrouter-style
+    (tests/proxy/netns.py); shared by a module's tests, removed after them."""
+    built = build_topology()
+    try:
+        yield built
+    finally:
+        built.remove()

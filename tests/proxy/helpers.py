@@ -54,7 +54,7 @@ class EchoUpstream:
         args = [*self.prefix, sys.executable, str(ECHO), self.address]
         if self.tls:
             args += ["--tls", *self.tls]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, bufsize=0)
         line = read_line(self.proc, 10)
         assert line.startswith("ready "), line
         self.address = line.split()[1]
@@ -81,7 +81,10 @@ class ProxyProcess:
         args = [*self.prefix, *METABOOT, "proxy", *self.args]
         if self.log_path is not None:
             args += ["--access-log", str(self.log_path)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Unbuffered: select() must see what readline() has not consumed yet.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+        )
         for _ in range(self.args.count("--listen")):
             try:
                 line = read_line(self.proc, 15)
