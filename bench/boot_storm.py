@@ -197,9 +197,9 @@ async def crawl(target: tuple[str, int], index: int, result: StormResult) -> Non
     version = OPENSTACK_VERSION if OPENSTACK_VERSION in listing.decode() else "latest"
     for name in OPENSTACK_FILES:
         body = await fetch(f"/openstack/{version}/{name}", optional=name != "meta_data.json")
-        if name == "meta_data.json" and body:
-            if json.loads(body).get("uuid") != vm_uuid(index):
-                result.errors.append(f"vm {index}: meta_data.json of another instance")
+        mine = vm_uuid(index)
+        if name == "meta_data.json" and body and json.loads(body).get("uuid") != mine:
+            result.errors.append(f"vm {index}: meta_data.json of another instance")
 
     async def walk(path: str) -> None:
         for line in (await fetch(path)).decode().splitlines():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import EchoUpstream, ProxyProcess
-from .netns import Topology, build_topology
+from tests.proxy.helpers import EchoUpstream, ProxyProcess
+from tests.proxy.netns import Topology, build_topology
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .helpers import ProxyProcess
+from tests.proxy.helpers import ProxyProcess
 
 VM_IPV4 = "10.0.0.5"
 VM_IPV6 = "fe80::5"

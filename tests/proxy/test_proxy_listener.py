@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import EchoUpstream, ProxyProcess, echoed_headers, parse_replies
+from tests.proxy.helpers import EchoUpstream, ProxyProcess, echoed_headers, parse_replies
 
 
 def start_proxy(
@@ -389,7 +389,7 @@ def test_sigterm_lets_an_open_request_finish(
 def test_bad_listen_addresses_are_named(
     echo_upstream: EchoUpstream, listen: str, message: str
 ) -> None:
-    from .helpers import METABOOT
+    from tests.proxy.helpers import METABOOT
 
     done = subprocess.run(
         [

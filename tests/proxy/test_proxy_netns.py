@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import EchoUpstream
-from .netns import VM_IPV4, VM_IPV6, TenantNetwork, Topology
+from tests.proxy.helpers import EchoUpstream
+from tests.proxy.netns import VM_IPV4, VM_IPV6, TenantNetwork, Topology
 
 pytestmark = pytest.mark.netns
 

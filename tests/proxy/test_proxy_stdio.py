@@ -6,7 +6,7 @@ import socket
 import subprocess
 from http.client import HTTPConnection
 
-from .helpers import METABOOT, EchoUpstream, echoed_headers, parse_replies, stop_process
+from tests.proxy.helpers import METABOOT, EchoUpstream, echoed_headers, parse_replies, stop_process
 
 FORGED_GET = (
     b"GET /openstack/latest/meta_data.json HTTP/1.1\r\n"
