@@ -8,6 +8,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from http.client import HTTPResponse
@@ -81,10 +82,10 @@ class ProxyProcess:
         args = [*self.prefix, *METABOOT, "proxy", *self.args]
         if self.log_path is not None:
             args += ["--access-log", str(self.log_path)]
-        # Unbuffered: select() must see what readline() has not consumed yet.
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-        )
+        # Unbuffered: select() must see what readline() has not consumed yet. stderr goes to
+        # a file: a pipe nobody drains would fill up and stall the proxy.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
         for _ in range(self.args.count("--listen")):
             try:
                 line = read_line(self.proc, 15)
@@ -93,9 +94,8 @@ class ProxyProcess:
                 raise
             match = re.match(r"listening on (\S+) ", line)
             if match is None:
-                assert self.proc.stderr is not None
                 self.proc.wait(5)
-                raise AssertionError(f"proxy did not start: {line!r} {self.proc.stderr.read()!r}")
+                raise AssertionError(f"proxy did not start: {line!r} {self.stderr()!r}")
             self.listening.append(match.group(1))
         return self
 
@@ -105,6 +105,10 @@ class ProxyProcess:
 
     def stop(self) -> int:
         return stop_process(self.proc) if self.proc is not None else 0
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
     def access_log(self) -> list[dict[str, Any]]:
         assert self.log_path is not None

@@ -25,12 +25,16 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from tests.proxy.helpers import ProxyProcess
 
 VM_IPV4 = "10.0.0.5"
 VM_IPV6 = "fe80::5"
+# Each VM namespace also holds the addresses of two more "VMs" (.6/::6, .7/::7), so that
+# instances with other metadata policies sit in the same tenant network.
+EXTRA_HOSTS = (6, 7)
+VMCLIENT = Path(__file__).with_name("vmclient.py")
 METADATA_V4 = "169.254.169.254"
 METADATA_V6 = "fe80::a9fe:a9fe"
 ROUTER_PORT = 9697
@@ -135,6 +139,25 @@ class TenantNetwork:
             headers[name.strip().lower()] = value.strip()
         return status, headers, body
 
+    def client(self, requests: list[dict[str, Any]], timeout: float = 10) -> list[dict[str, Any]]:
+        """Send ``requests`` from inside the VM with tests/proxy/vmclient.py."""
+        job = {"iface": self.vm_if, "timeout": timeout, "requests": requests}
+        out = self.vm.run(
+            sys.executable, str(VMCLIENT), input=json.dumps(job).encode(), timeout=600
+        )
+        result: list[dict[str, Any]] = json.loads(out)
+        return result
+
+    def load(self, **load: Any) -> list[dict[str, Any]]:
+        """Loop GETs from inside the VM for ``duration`` seconds (vmclient.py's load job)."""
+        job = {"iface": self.vm_if, "load": load}
+        out = self.vm.run(
+            sys.executable, str(VMCLIENT), input=json.dumps(job).encode(),
+            timeout=float(load["duration"]) + 60,
+        )  # fmt: skip
+        result: list[dict[str, Any]] = json.loads(out)
+        return result
+
     def python(self, script: str, *args: str, timeout: float = 120) -> object:
         """Run a Python script inside the VM namespace; it prints one JSON value."""
         out = self.vm.run(sys.executable, "-c", script, *args, timeout=timeout)
@@ -214,6 +237,9 @@ def _network(topology: Topology, label: str, style: Literal["qdhcp", "qrouter"])
         ns.ip("link", "set", ifname, "addrgenmode", "none")
     vm.ip("addr", "add", f"{VM_IPV4}/24", "dev", vm_if)
     vm.ip("addr", "add", f"{VM_IPV6}/64", "dev", vm_if, "nodad")
+    for host in EXTRA_HOSTS:
+        vm.ip("addr", "add", f"10.0.0.{host}/24", "dev", vm_if)
+        vm.ip("addr", "add", f"fe80::{host}/64", "dev", vm_if, "nodad")
     infra.ip("addr", "add", f"{METADATA_V6}/64", "dev", infra_if, "nodad")
     if style == "qdhcp":
         infra.ip("addr", "add", "10.0.0.2/24", "dev", infra_if)
