@@ -239,7 +239,8 @@ def _network(topology: Topology, label: str, style: Literal["qdhcp", "qrouter"])
     vm.ip("addr", "add", f"{VM_IPV6}/64", "dev", vm_if, "nodad")
     for host in EXTRA_HOSTS:
         vm.ip("addr", "add", f"10.0.0.{host}/24", "dev", vm_if)
-        vm.ip("addr", "add", f"fe80::{host}/64", "dev", vm_if, "nodad")
+        # Deprecated (preferred_lft 0): usable when bound to, never picked as a source.
+        vm.ip("addr", "add", f"fe80::{host}/64", "dev", vm_if, "nodad", "preferred_lft", "0")
     infra.ip("addr", "add", f"{METADATA_V6}/64", "dev", infra_if, "nodad")
     if style == "qdhcp":
         infra.ip("addr", "add", "10.0.0.2/24", "dev", infra_if)
