@@ -23,10 +23,10 @@ from metaboot.metadata.instance import parse_spec
 
 # Until the service (issue 2) is merged into this branch there is nothing to test end to end.
 pytest.importorskip("metaboot.service.server", reason="the metadata service has not landed yet")
-from metaboot.registry import Registry  # noqa: E402
-from tests import reference  # noqa: E402
-from tests.proxy.metadata_service import ServiceProcess  # noqa: E402
-from tests.proxy.netns import VM_IPV4, VM_IPV6, TenantNetwork, Topology  # noqa: E402
+from metaboot.registry import Registry
+from tests import reference
+from tests.proxy.metadata_service import ServiceProcess
+from tests.proxy.netns import VM_IPV4, VM_IPV6, TenantNetwork, Topology
 
 pytestmark = pytest.mark.netns
 
