@@ -63,6 +63,10 @@ class AccessLog:
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
 
+    @property
+    def enabled(self) -> bool:
+        return self._stream is not None
+
     def write(self, record: AccessRecord) -> None:
         if self._stream is None:
             return

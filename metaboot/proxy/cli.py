@@ -139,9 +139,8 @@ def build_context(args: argparse.Namespace) -> ProxyContext:
         raise ConfigError("--upstream-key needs --upstream-cert")
     settings = UpstreamSettings(
         connect_timeout=args.connect_timeout,
-        response_timeout=args.upstream_timeout,
         max_connections=1 if args.stdio else args.upstream_connections,
-        max_idle=1 if args.stdio else min(32, args.upstream_connections),
+        max_idle=1 if args.stdio else args.upstream_connections,
     )
     return ProxyContext(
         identity=identity,
@@ -154,7 +153,10 @@ def build_context(args: argparse.Namespace) -> ProxyContext:
             max_body_bytes=args.max_body_bytes,
         ),
         timeouts=Timeouts(
-            request=args.client_timeout, keepalive=args.keepalive_timeout, send=args.send_timeout
+            request=args.client_timeout,
+            keepalive=args.keepalive_timeout,
+            send=args.send_timeout,
+            upstream=args.upstream_timeout,
         ),
         retry_after=args.retry_after,
     )
@@ -197,8 +199,8 @@ def main(command: str, argv: list[str]) -> int:
         return 0
     if args.forwarded_for:
         raise ConfigError("--forwarded-for goes with --stdio; a listener sees the real source")
+    from metaboot.proxy.connection import ConnectionCaps
     from metaboot.proxy.listener import (
-        ConnectionCaps,
         ProxyServer,
         bound_address,
         open_listener,
@@ -221,7 +223,7 @@ def main(command: str, argv: list[str]) -> int:
 
     async def listen_main() -> None:
         server = ProxyServer(ctx, caps)
-        await server.start(sockets)
+        await server.start(sockets, args.backlog)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

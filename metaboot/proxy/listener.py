@@ -1,12 +1,9 @@
-"""The listening proxy: sockets on the metadata address, and a cap on connections.
+"""The listening proxy: sockets on the metadata address.
 
 Listen addresses are ``HOST:PORT``: ``169.254.169.254:80`` (qdhcp style, the address on the
 namespace's port), ``0.0.0.0:9697`` or ``[::]:9697`` (qrouter style, behind a REDIRECT), and
 ``[fe80::a9fe:a9fe%IFACE]:80`` — a link-local address means nothing without the interface, so
 one must be named.
-
-Connections are capped in total and per source address, so one VM opening hundreds of idle or
-trickling connections exhausts its own share, not its neighbours'.
 """
 
 from __future__ import annotations
@@ -14,26 +11,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
-import logging
 import socket
-from collections import Counter
-from dataclasses import dataclass
-from http import HTTPStatus
 
 from metaboot.errors import ConfigError
-from metaboot.proxy.connection import ConnectionState, ProxyContext, serve_connection
-from metaboot.proxy.headers import source_address
-from metaboot.proxy.http1 import error_response
-from metaboot.proxy.upstream import READ_SIZE
-
-log = logging.getLogger("metaboot.proxy")
+from metaboot.proxy.connection import ClientConnection, ConnectionCaps, Hub, ProxyContext
 
 
-@dataclass(frozen=True, slots=True)
 class ListenAddress:
-    host: str
-    port: int
-    interface: str | None = None
+    __slots__ = ("host", "interface", "port")
+
+    def __init__(self, host: str, port: int, interface: str | None = None) -> None:
+        self.host, self.port, self.interface = host, port, interface
 
     @property
     def family(self) -> socket.AddressFamily:
@@ -68,9 +56,7 @@ def parse_listen(text: str) -> ListenAddress:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{where}: port {port} out of range")
     if isinstance(addr, ipaddress.IPv6Address) and addr.is_link_local and not interface:
-        raise ConfigError(
-            f"{where}: a link-local address needs its interface: [{host}%IFACE]:{port}"
-        )
+        raise ConfigError(f"{where}: a link-local address needs its interface: [{host}%IFACE]")
     if interface and not isinstance(addr, ipaddress.IPv6Address):
         raise ConfigError(f"{where}: an interface (%{interface}) only goes with IPv6")
     return ListenAddress(str(addr), port, interface or None)
@@ -118,75 +104,27 @@ def bound_address(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionCaps:
-    total: int = 4096
-    per_source: int = 64
-
-
 class ProxyServer:
-    """Accepts on any number of sockets and serves each connection with the shared context."""
+    """Accepts on any number of sockets; every connection joins the one :class:`Hub`."""
 
     def __init__(self, ctx: ProxyContext, caps: ConnectionCaps) -> None:
-        self.ctx = ctx
-        self.caps = caps
-        self._per_source: Counter[str] = Counter()
-        self._open = 0
-        self._tasks: dict[asyncio.Task[None], ConnectionState] = {}
+        self.hub = Hub(ctx, caps)
         self._servers: list[asyncio.Server] = []
 
-    async def start(self, sockets: list[socket.socket]) -> None:
+    async def start(self, sockets: list[socket.socket], backlog: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub.start()
         for sock in sockets:
-            server = await asyncio.start_server(self._accept, sock=sock, limit=READ_SIZE)
+            server = await loop.create_server(
+                lambda: ClientConnection(self.hub), sock=sock, backlog=backlog
+            )
             self._servers.append(server)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        peer = writer.get_extra_info("peername")
-        try:
-            source = source_address(peer[0])
-        except Exception:
-            writer.close()
-            return
-        if self._open >= self.caps.total or self._per_source[source] >= self.caps.per_source:
-            log.warning("connection from %s refused: connection cap reached", source)
-            writer.write(
-                error_response(
-                    HTTPStatus.SERVICE_UNAVAILABLE,
-                    "too many connections",
-                    close=True,
-                    retry_after=self.ctx.retry_after,
-                )
-            )
-            writer.close()
-            return
-        self._open += 1
-        self._per_source[source] += 1
-        state = ConnectionState()
-        self._tasks[task] = state
-        try:
-            await serve_connection(reader, writer, source, self.ctx, state)
-        finally:
-            del self._tasks[task]
-            self._open -= 1
-            self._per_source[source] -= 1
-            if not self._per_source[source]:
-                del self._per_source[source]
-
     async def stop(self, grace: float) -> None:
-        """Stop accepting, close connections waiting between requests, give the requests in
-        flight ``grace`` seconds (their answers carry ``Connection: close``), then cut them."""
+        """Stop accepting, close idle connections, give requests in flight ``grace`` seconds
+        (their answers carry ``Connection: close``), then cut what is left."""
         for server in self._servers:
             server.close()
-        for task, state in self._tasks.items():
-            state.draining = True
-            if state.idle:
-                task.cancel()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-        self.ctx.upstream.close()
+        await self.hub.drain(grace)
+        self.hub.stop()
+        self.hub.ctx.upstream.close()

@@ -1,24 +1,24 @@
 """The proxy's side of the conversation with the metadata service.
 
-A small pool of keep-alive connections (UNIX socket, TCP or TLS) shared by every VM connection,
-so a boot storm of a thousand guests costs a handful of upstream sockets, not a thousand.
-Failures are told apart because the guest is told different things: the service cannot be
-reached (503 + ``Retry-After``: cloud-init retries it), it accepted the request but did not
-answer in time (504 + ``Retry-After``), or it answered garbage (502).
+A pool of keep-alive connections (UNIX socket, TCP or TLS) shared by every VM connection, so a
+boot storm of a thousand guests costs a handful of upstream sockets, not a thousand. Each
+upstream connection is an asyncio protocol that parses the service's answer with httptools and
+hands it, piece by piece, to the client connection that owns the exchange (no task, no future
+per request on the fast path).
 
 A request that is not idempotent (a password POST) always gets a fresh connection: it is never
 sent down an idle socket that the service may be closing at that very moment, so it is never
-replayed. An idempotent one that hits such a socket is retried once on a fresh one.
+replayed. An idempotent one that hits such a socket is retried once on a fresh one (the client
+side decides, from :meth:`ResponseSink.upstream_lost`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -27,7 +27,6 @@ from metaboot.errors import ConfigError
 from metaboot.proxy.headers import Headers
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-READ_SIZE = 65536
 MAX_RESPONSE_HEAD = 65536
 
 
@@ -84,76 +83,170 @@ def client_tls_context(
 @dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     connect_timeout: float = 3.0
-    response_timeout: float = 30.0
     max_connections: int = 64
-    max_idle: int = 32
+    max_idle: int = 64
     idle_ttl: float = 4.0
 
 
 class UpstreamUnavailable(Exception):
-    """The service could not be reached (refused, absent socket, pool exhausted, reset before
-    answering)."""
+    """The service could not be reached (refused, absent socket, pool exhausted)."""
 
 
-class UpstreamTimeout(Exception):
-    """The service took the request but did not answer within the response timeout."""
+class ResponseSink(Protocol):
+    """What an upstream connection reports to the client connection that owns its exchange."""
+
+    def upstream_head(self, conn: UpstreamConnection) -> None: ...
+    def upstream_body(self, chunk: bytes) -> None: ...
+    def upstream_done(self) -> None: ...
+    def upstream_lost(self, conn: UpstreamConnection, got_bytes: bool) -> None: ...
+    def upstream_bad(self, conn: UpstreamConnection, why: str) -> None: ...
 
 
-class UpstreamBadResponse(Exception):
-    """The service's answer could not be parsed or was cut short."""
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to the service, carrying one exchange at a time."""
 
+    def __init__(self, pool: Upstream) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.sink: ResponseSink | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser: httptools.HttpResponseParser | None = None
+        self._head_only = False
+        self._done = False
+        self._extra = False
+        self._informational = False
+        self.got_bytes = False
+        # the response being received
+        self.status = 0
+        self.headers: Headers = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.keep_alive = False
+        self._head_bytes = 0
 
-@dataclass(slots=True)
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = 0.0
+    # -- transport -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.upstream_lost(self, self.got_bytes)
 
     def close(self) -> None:
-        self.writer.close()
+        if not self.closed and self.transport is not None:
+            self.transport.close()
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
 
-@dataclass(slots=True)
-class Response:
-    """An upstream response being received: head first, body as it arrives."""
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
-    status: int = 0
-    reason: bytes = b""
-    headers: Headers = field(default_factory=list)
-    content_length: int | None = None
-    chunked: bool = False
-    head_done: bool = False
-    complete: bool = False
-    pending: list[bytes] = field(default_factory=list)
-    head_bytes: int = 0
-    informational: bool = False
+    # -- one exchange ----------------------------------------------------------------------
+    def begin(self, sink: ResponseSink, request: bytes, *, head_only: bool) -> None:
+        self.sink = sink
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self._done = self._extra = self._informational = self.got_bytes = False
+        self.status, self.headers, self._head_bytes = 0, [], 0
+        self.content_length, self.chunked, self.keep_alive = None, False, False
+        assert self.transport is not None
+        self.transport.write(request)
 
-    # httptools callbacks
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
+    def data_received(self, data: bytes) -> None:
+        if self.sink is None or self._parser is None:
+            # Bytes nobody asked for: this connection's framing cannot be trusted any more.
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as err:
+            self._bad(str(err.__context__ or err))
+            return
+        except httptools.HttpParserError as err:
+            self._bad(f"unparsable response: {err}")
+            return
+        if self._done:
+            self._finish(reusable=self.keep_alive and not self._extra)
+
+    def eof_received(self) -> bool | None:
+        return False  # close; connection_lost reports a cut-short exchange
+
+    def _bad(self, why: str) -> None:
+        sink, self.sink = self.sink, None
+        self.close()
+        if sink is not None:
+            sink.upstream_bad(self, why)
+
+    def _finish(self, *, reusable: bool) -> None:
+        sink, self.sink = self.sink, None
+        self._parser = None
+        self.pool.release(self, reusable=reusable)
+        if sink is not None:
+            sink.upstream_done()
+
+    # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._done:
+            self._extra = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._done:
+            return
         self.headers.append((name, value))
-        self.head_bytes += len(name) + len(value) + 4
-        if self.head_bytes > MAX_RESPONSE_HEAD:
-            raise UpstreamBadResponse("response head too large")
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_RESPONSE_HEAD:
+            raise ValueError("response head too large")
+
+    def on_headers_complete(self) -> None:
+        if self._done:
+            return
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if status < 200:
+            # A stray 1xx (Expect is never sent upstream): forget it, wait for the answer.
+            self._informational = True
+            self.headers, self._head_bytes = [], 0
+            return
+        self.status = status
+        self.keep_alive = self._parser.should_keep_alive()
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                self.content_length = int(value)
+            elif lname == b"transfer-encoding":
+                self.chunked = True
+        if self.sink is not None:
+            self.sink.upstream_head(self)
+        if self._head_only:
+            # A HEAD answer has no body whatever its Content-Length says; llhttp cannot know
+            # that, so this connection's framing is not trusted for reuse.
+            self._done, self.keep_alive = True, False
 
     def on_body(self, body: bytes) -> None:
-        self.pending.append(body)
+        if not self._done and self.sink is not None:
+            self.sink.upstream_body(body)
 
     def on_message_complete(self) -> None:
-        if self.informational:
-            # A stray 1xx (we never send Expect upstream): forget it and wait for the real one.
-            self.informational = False
-            self.status, self.reason, self.headers = 0, b"", []
-            self.head_bytes = 0
-            self.head_done = False
+        if self._informational:
+            self._informational = False
             return
-        self.complete = True
+        self._done = True
+
+    @property
+    def has_body(self) -> bool:
+        return not (self._head_only or self.status in (204, 304))
 
 
 class Upstream:
-    """A pool of connections to one service endpoint."""
+    """The pool of connections to one service endpoint."""
 
     def __init__(
         self,
@@ -166,13 +259,50 @@ class Upstream:
         self.target = target
         self.settings = settings
         self._tls = tls if target.scheme == "https" else None
-        self._idle: list[_Connection] = []
-        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._idle: deque[UpstreamConnection] = deque()
+        self._open = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def _connect(self) -> _Connection:
-        """A new connection. A full listen queue on a UNIX socket fails at once with EAGAIN
-        (a TCP SYN would just wait); that is retried until the connect timeout, whereas a
-        refused or absent service is reported at once."""
+    def take_idle(self) -> UpstreamConnection | None:
+        """A kept-alive connection, at once, or None (the fast path of a boot storm)."""
+        loop_time = asyncio.get_running_loop().time()
+        while self._idle:
+            conn = self._idle.pop()
+            if loop_time - conn.idle_since < self.settings.idle_ttl and not conn.closed:
+                return conn
+            conn.close()
+        return None
+
+    async def open(self, *, fresh: bool = False) -> UpstreamConnection:
+        """A connection for a request that found no idle one (or must not use one: ``fresh``),
+        waiting for a free slot while ``max_connections`` are open."""
+        while self._open >= self.settings.max_connections:
+            if fresh and self._idle:
+                self._idle.popleft().close()  # its slot frees when the close completes
+            elif not fresh:
+                conn = self.take_idle()
+                if conn is not None:
+                    return conn
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._open += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+
+    async def _connect(self) -> UpstreamConnection:
+        """A full listen queue on a UNIX socket fails at once with EAGAIN (a TCP SYN would just
+        wait); that is retried until the connect timeout, whereas a refused or absent service
+        is reported at once."""
+        loop = asyncio.get_running_loop()
         target = self.target
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
@@ -180,14 +310,17 @@ class Upstream:
                 while True:
                     try:
                         if target.scheme == "unix":
-                            reader, writer = await asyncio.open_unix_connection(
-                                target.path, limit=READ_SIZE
+                            _, conn = await loop.create_unix_connection(
+                                lambda: UpstreamConnection(self), target.path
                             )
                         else:
-                            reader, writer = await asyncio.open_connection(
-                                target.host, target.port, ssl=self._tls, limit=READ_SIZE
+                            _, conn = await loop.create_connection(
+                                lambda: UpstreamConnection(self),
+                                target.host,
+                                target.port,
+                                ssl=self._tls,
                             )
-                        return _Connection(reader, writer)
+                        return conn
                     except BlockingIOError:
                         await asyncio.sleep(pause)
                         pause = min(pause * 2, 0.1)
@@ -196,165 +329,28 @@ class Upstream:
         except (OSError, ssl.SSLError) as err:
             raise UpstreamUnavailable(f"connect to {target}: {err}") from err
 
-    def _take_idle(self) -> _Connection | None:
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if now - conn.idle_since < self.settings.idle_ttl and not conn.reader.at_eof():
-                return conn
-            conn.close()
-        return None
-
-    def _give_back(self, conn: _Connection) -> None:
-        if len(self._idle) >= self.settings.max_idle or conn.reader.at_eof():
+    def release(self, conn: UpstreamConnection, *, reusable: bool) -> None:
+        if not reusable or conn.closed or len(self._idle) >= self.settings.max_idle:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = asyncio.get_running_loop().time()
         self._idle.append(conn)
+        self._wake()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        """A connection closed (by either side): its slot is free."""
+        self._open -= 1
+        if conn in self._idle:
+            self._idle.remove(conn)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
-
-    @asynccontextmanager
-    async def exchange(self, method: bytes, request: bytes) -> AsyncIterator[ResponseStream]:
-        """Send one serialised request and yield its response once the head has arrived."""
-        try:
-            # Queueing behind other VMs' requests is normal in a boot storm; only a queue that
-            # does not move within the response timeout is an outage.
-            async with asyncio.timeout(self.settings.response_timeout):
-                await self._slots.acquire()
-        except TimeoutError as err:
-            raise UpstreamUnavailable("all upstream connections busy") from err
-        try:
-            stream = await self._send(method, request)
-            try:
-                yield stream
-            finally:
-                if stream.reusable:
-                    self._give_back(stream.conn)
-                else:
-                    stream.conn.close()
-        finally:
-            self._slots.release()
-
-    async def _send(self, method: bytes, request: bytes) -> ResponseStream:
-        retry_allowed = method in IDEMPOTENT
-        while True:
-            conn = self._take_idle() if retry_allowed else None
-            reused = conn is not None
-            if conn is None:
-                conn = await self._connect()
-            stream = ResponseStream(conn, head_only=method == b"HEAD")
-            try:
-                conn.writer.write(request)
-                async with asyncio.timeout(self.settings.response_timeout):
-                    await conn.writer.drain()
-                    await stream.read_head()
-                return stream
-            except TimeoutError as err:
-                conn.close()
-                raise UpstreamTimeout(f"no answer from {self.target}") from err
-            except (OSError, EOFError, ssl.SSLError) as err:
-                conn.close()
-                if reused:
-                    retry_allowed = False  # one retry, on a fresh connection
-                    continue
-                raise UpstreamUnavailable(f"{self.target}: {err or type(err).__name__}") from err
-            except UpstreamBadResponse:
-                conn.close()
-                raise
-
-
-class ResponseStream:
-    """The response on one upstream connection."""
-
-    def __init__(self, conn: _Connection, *, head_only: bool) -> None:
-        self.conn = conn
-        self.response = Response()
-        self._parser = httptools.HttpResponseParser(self)
-        self._head_only = head_only
-        self._saw_bytes = False
-        self._keep_alive = False
-        self.reusable = False
-
-    # httptools callbacks, delegated to the Response being filled
-    def on_status(self, reason: bytes) -> None:
-        self.response.on_status(reason)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.response.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        response = self.response
-        response.status = self._parser.get_status_code()
-        if 100 <= response.status < 200:
-            response.informational = True
-            return
-        response.head_done = True
-        for name, value in response.headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                response.content_length = int(value)
-            elif lname == b"transfer-encoding":
-                response.chunked = True
-        self._keep_alive = self._parser.should_keep_alive()
-
-    def on_body(self, body: bytes) -> None:
-        self.response.on_body(body)
-
-    def on_message_complete(self) -> None:
-        self.response.on_message_complete()
-
-    def _feed(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as err:
-            if isinstance(err.__context__, UpstreamBadResponse):
-                raise err.__context__ from None
-            raise UpstreamBadResponse(str(err)) from err
-        except httptools.HttpParserError as err:
-            raise UpstreamBadResponse(f"unparsable response: {err}") from err
-
-    async def read_head(self) -> None:
-        while not self.response.head_done:
-            data = await self.conn.reader.read(READ_SIZE)
-            if not data:
-                if self._saw_bytes:
-                    raise UpstreamBadResponse("connection closed inside the response head")
-                raise EOFError("closed before answering")
-            self._saw_bytes = True
-            self._feed(data)
-        if self._head_only or self.response.status in (204, 304):
-            # A HEAD answer has no body whatever its Content-Length says; llhttp cannot know
-            # that, so this connection's framing is not trusted for reuse.
-            self.response.complete = True
-            self.reusable = False
-
-    @property
-    def has_body(self) -> bool:
-        return not (self._head_only or self.response.status in (204, 304))
-
-    async def body(self, timeout: float) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive; each wait for more is bounded by ``timeout``."""
-        response = self.response
-        while True:
-            if response.pending:
-                chunks, response.pending = response.pending, []
-                for chunk in chunks:
-                    yield chunk
-            if response.complete or not self.has_body:
-                self.reusable = self.has_body and self._keep_alive and not response.pending
-                return
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await self.conn.reader.read(READ_SIZE)
-            except TimeoutError as err:
-                raise UpstreamTimeout("response body stalled") from err
-            if not data:
-                if response.content_length is None and not response.chunked:
-                    response.complete = True  # delimited by the close
-                    self._keep_alive = False
-                    continue
-                raise UpstreamBadResponse("connection closed inside the response body")
-            self._feed(data)
