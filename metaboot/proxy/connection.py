@@ -386,7 +386,6 @@ class ClientConnection(asyncio.Protocol):
     # -- forwarding ------------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
         ctx = self.ctx
-        self._pause_reading()
         self._request = request
         self._started = time.perf_counter()
         self._keep_alive = request.keep_alive and not request.upgrade
