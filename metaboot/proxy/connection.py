@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -168,6 +170,7 @@ class Hub:
 
 _NEVER = float("inf")
 LINGER = 2.0  # seconds a closing socket waits for the client's own close
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
 class ClientConnection(asyncio.Protocol):
@@ -328,6 +331,13 @@ class ClientConnection(asyncio.Protocol):
             out.close()
 
     def abort(self) -> None:
+        """Drop the connection now, with a reset: what the kernel still holds for a client that
+        stopped reading is discarded instead of lingering in its buffers."""
+        if self.state is not State.CLOSED and not self.split and self.out is not None:
+            sock = self.out.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self._gone()
 
     # -- reading requests ----------------------------------------------------------------------

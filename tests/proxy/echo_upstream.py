@@ -1,7 +1,8 @@
 """A stand-in metadata service for proxy tests: answers every request with a JSON echo of what
 arrived (method, target, headers in order, body), so a test can see exactly what the proxy
 stamped. A few paths misbehave on purpose: ``/slow/<seconds>`` answers late, ``/chunked/<n>``
-answers chunked, ``/big/<n>`` answers n bytes, ``/drop`` closes without answering.
+answers chunked, ``/big/<n>`` answers n bytes, ``/drop`` closes without answering, ``/flaky…``
+is answered only as the first request on its connection.
 
 Run as a program: ``python echo_upstream.py unix:/PATH`` or ``python echo_upstream.py
 tcp:127.0.0.1:0 [--tls CERT KEY]``; prints ``ready <address>`` once listening.
@@ -30,7 +31,10 @@ class EchoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path
-        if path.startswith("/drop"):
+        self.served = getattr(self, "served", 0) + 1
+        if path.startswith("/drop") or (path.startswith("/flaky") and self.served > 1):
+            # /flaky: a keep-alive connection the server drops when it is used again, as a
+            # server closing an idle connection at the moment a request arrives
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
