@@ -20,9 +20,6 @@ from typing import Any
 import pytest
 
 from metaboot.metadata.instance import parse_spec
-
-# Until the service (issue 2) is merged into this branch there is nothing to test end to end.
-pytest.importorskip("metaboot.service.server", reason="the metadata service has not landed yet")
 from metaboot.registry import Registry
 from tests import reference
 from tests.proxy.metadata_service import ServiceProcess
