@@ -30,7 +30,9 @@ pytestmark = pytest.mark.netns
 TTL = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN = "X-aws-ec2-metadata-token"
 SHARED_SECRET = secrets.token_hex(16)
-BASE_CONFIG = f'[rate_limit]\nrequests = 0\n\n[identify]\nshared_secret = "{SHARED_SECRET}"\n'
+BASE_CONFIG = (
+    f'[rate_limit]\nrequests = 0\n\n[identify]\ndirect = false\nshared_secret = "{SHARED_SECRET}"\n'
+)
 PASSWORD_PATH = "/openstack/2013-04-04/password"
 
 
