@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -183,6 +184,42 @@ result = {
     assert result["hostname"].startswith(f"host-{label}5-")
     assert tenant.secrets[1].encode() in result["userdata"]
     assert leaks(cloud, label, [json.dumps(reference.unbytes(result), default=repr)]) == []
+
+
+AGENT_SNIPPET = """
+import dataclasses, json, logging, sys, tempfile
+from metaboot.guest.sources import ec2, openstack
+from metaboot.guest.sources.detect import SourceContext
+from metaboot.guest.system import Root
+source = {"OpenStack": openstack, "Ec2": ec2}[sys.argv[1]]
+settings = {"metadata_urls": [sys.argv[2]], "max_wait": 10, "timeout": 5, "crawl_ec2": True}
+with tempfile.TemporaryDirectory() as root:
+    ctx = SourceContext(root=Root(root), settings=settings, log=logging.getLogger("agent"))
+    data = source.read(ctx)
+out = dataclasses.asdict(data)
+out["user_data"] = (data.user_data or b"").decode("utf-8", "replace")
+print(json.dumps(out, default=repr))
+"""
+
+
+@pytest.mark.parametrize("source", ["OpenStack", "Ec2"])
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("label", ["A", "B"])
+def test_agent_reads_its_own_instance_through_the_proxy(
+    cloud: Cloud, label: str, family: int, source: str
+) -> None:
+    """metaboot's own agent (its HTTP sources), inside the VM, at the metadata address."""
+    pytest.importorskip("metaboot.guest.sources.openstack", reason="the agent has not landed")
+    tenant = cloud.tenants[label]
+    url = (
+        "http://169.254.169.254" if family == 4 else f"http://[fe80::a9fe:a9fe%{tenant.net.vm_if}]"
+    )
+    out = tenant.net.vm.run(sys.executable, "-c", AGENT_SNIPPET, source, url, timeout=120)
+    data = json.loads(out)
+    expected = tenant.uuids[5] if source == "OpenStack" else _ec2_id(cloud, tenant, 5)
+    assert data["instance_id"] == expected
+    assert tenant.secrets[1] in data["user_data"]
+    assert leaks(cloud, label, [out]) == []
 
 
 @pytest.mark.parametrize("label", ["A", "B"])
