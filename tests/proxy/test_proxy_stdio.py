@@ -125,3 +125,15 @@ def test_stdio_needs_the_guest_address(echo_upstream: EchoUpstream) -> None:
     done = subprocess.run(args, input=b"", capture_output=True, timeout=30)
     assert done.returncode == 1
     assert b"--forwarded-for" in done.stderr
+
+
+def test_stdout_may_be_a_character_device(echo_upstream: EchoUpstream) -> None:
+    """/dev/null as stdout (libuv would abort on it; the stdio mode runs on asyncio's loop)."""
+    done = subprocess.run(
+        stdio_args(echo_upstream.address),
+        input=b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
