@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,36 +106,42 @@ def test_host_children_stay_guarded_while_vm_namespaces_are_not(stamped: Topolog
     assert stamped.a.python(probe) == "ok"
 
 
-def test_slow_loris_in_one_vm_does_not_block_the_other_or_itself(stamped: Topology) -> None:
-    loris = stamped.a.python(
-        """
+LORIS = """
 import json, socket, time
 s = socket.create_connection(("169.254.169.254", 80), timeout=10)
 s.sendall(b"GET / HTTP/1.1\\r\\n")
 start = time.monotonic()
 outcome = "held"
-try:
-    while time.monotonic() - start < 8:
-        s.sendall(b"X-Drip: 1\\r\\n")
-        time.sleep(0.2)
-        s.setblocking(False)
-        try:
-            data = s.recv(100)
-            outcome = data[:12].decode() if data else "closed"
-            break
-        except BlockingIOError:
-            pass
-        finally:
-            s.setblocking(True)
-except OSError as err:
-    outcome = type(err).__name__
+s.settimeout(0.2)
+while time.monotonic() - start < 8:
+    try:
+        s.sendall(b"X-Drip: 1\\r\\n")  # a header line every 0.2 s, never the end
+        data = s.recv(100)
+        outcome = data[:12].decode() if data else "closed"
+        break
+    except TimeoutError:
+        continue
+    except OSError as err:
+        outcome = type(err).__name__
+        break
 print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - start}))
-""",
-        timeout=30,
-    )
-    assert isinstance(loris, dict)
-    assert loris["outcome"] in ("HTTP/1.1 408", "closed", "ConnectionResetError", "BrokenPipeError")
-    assert loris["seconds"] < 5
+"""
+
+
+def test_slow_loris_in_one_vm_does_not_block_the_other_or_itself(stamped: Topology) -> None:
+    result: dict[str, object] = {}
+    loris = threading.Thread(target=lambda: result.update(stamped.a.python(LORIS, timeout=30)))
+    loris.start()
+    try:
+        time.sleep(0.5)
+        for net in stamped.networks:  # both networks, the loris's own included, are served
+            started = time.monotonic()
+            assert net.curl("/latest/meta-data/")[0] == 200
+            assert time.monotonic() - started < 1.5
+    finally:
+        loris.join(30)
+    assert result["outcome"] == "HTTP/1.1 408", result
+    assert isinstance(result["seconds"], float) and result["seconds"] < 5
 
 
 def test_upstream_down_gives_503_and_recovery(stamped: Topology, echo: EchoUpstream) -> None:
