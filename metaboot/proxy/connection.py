@@ -421,7 +421,7 @@ class ClientConnection(asyncio.Protocol):
             conn = await self.ctx.upstream.open(fresh=fresh)
         except UpstreamUnavailable as err:
             self._connecting = None
-            log.warning("%s", err)
+            _warn_throttled(str(err))
             self._fail(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable")
             return
         except asyncio.CancelledError:
@@ -520,7 +520,7 @@ class ClientConnection(asyncio.Protocol):
 
     def upstream_bad(self, conn: UpstreamConnection, why: str) -> None:
         self._upstream = None
-        log.warning("invalid answer from %s: %s", self.ctx.upstream.target, why)
+        _warn_throttled(f"invalid answer from {self.ctx.upstream.target}: {why}")
         self._fail(HTTPStatus.BAD_GATEWAY, "bad-response")
 
     def _fail(self, status: HTTPStatus, outcome: str) -> None:
@@ -611,6 +611,21 @@ class ClientConnection(asyncio.Protocol):
                 upstream=upstream,
             )
         )
+
+
+_last_warning = [0.0, 0]  # when the last one was logged, how many were held back since
+
+
+def _warn_throttled(message: str, every: float = 5.0) -> None:
+    """A service outage fails every request of a boot storm: say so once every few seconds,
+    with a count, rather than once per request."""
+    now = time.monotonic()
+    if now - _last_warning[0] < every:
+        _last_warning[1] += 1
+        return
+    held = _last_warning[1]
+    _last_warning[0], _last_warning[1] = now, 0
+    log.warning("%s%s", message, f" (and {held} more like it)" if held else "")
 
 
 _DETAIL = {

@@ -177,7 +177,16 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish(reusable=self.keep_alive and not self._extra)
 
     def eof_received(self) -> bool | None:
-        return False  # close; connection_lost reports a cut-short exchange
+        if (
+            self.sink is not None
+            and self.status
+            and self.content_length is None
+            and not self.chunked
+            and self.has_body
+        ):
+            # A body delimited by the close (no length, not chunked): this is its end.
+            self._finish(reusable=False)
+        return False  # close; connection_lost reports an exchange cut short
 
     def _bad(self, why: str) -> None:
         sink, self.sink = self.sink, None

@@ -55,6 +55,14 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "body": body.decode("latin-1"),
             }
         ).encode()
+        if path.startswith("/close-delimited"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(echo)
+            self.close_connection = True
+            return
         if path.startswith("/chunked/"):
             pieces = int(path.split("/")[2])
             self.send_response(200)

@@ -124,6 +124,19 @@ def test_keep_alive_pipelining_chunked_head_and_http10(
     assert reply10.json()["target"] == "/chunked/3"
 
 
+def test_close_delimited_answer_is_relayed_whole(
+    echo_upstream: EchoUpstream, proxies: list[ProxyProcess]
+) -> None:
+    proxy = start_proxy(proxies, echo_upstream.address)
+    conn = HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    for _ in range(2):  # the client's connection survives: re-framed as chunked
+        conn.request("GET", "/close-delimited")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert json.loads(response.read())["target"] == "/close-delimited"
+
+
 def test_expect_continue(echo_upstream: EchoUpstream, proxies: list[ProxyProcess]) -> None:
     proxy = start_proxy(proxies, echo_upstream.address)
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
