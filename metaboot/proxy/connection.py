@@ -191,7 +191,6 @@ class ClientConnection(asyncio.Protocol):
         self._reader = RequestReader(self.ctx.limits)
         self._eof = False
         self._reading_paused = False
-        self._writing_paused = False
         self.closed_future: asyncio.Future[None] = self.loop.create_future()
         # the request in flight
         self._request: Request | None = None
@@ -274,13 +273,11 @@ class ClientConnection(asyncio.Protocol):
         return True  # keep the socket open for the answer
 
     def pause_writing(self) -> None:
-        self._writing_paused = True
         self.write_deadline = self.loop.time() + self.ctx.timeouts.send
         if self._upstream is not None:
             self._upstream.pause_reading()
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
         self.write_deadline = _NEVER
         if self._upstream is not None:
             self._upstream.resume_reading()
