@@ -82,29 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
         "off with --stdio, whose stderr is the guest's connection)",
     )
     t = p.add_argument_group("timeouts (seconds)")
-    t.add_argument("--client-timeout", type=_positive(float), default=10.0,
+    t.add_argument("--client-timeout", type=_positive(float), default=10.0, metavar="SECONDS",
                    help="a request's first byte to its last (default 10)")  # fmt: skip
-    t.add_argument("--keepalive-timeout", type=_positive(float), default=15.0,
+    t.add_argument("--keepalive-timeout", type=_positive(float), default=15.0, metavar="SECONDS",
                    help="idle time between requests on a connection (default 15)")  # fmt: skip
-    t.add_argument("--send-timeout", type=_positive(float), default=30.0,
+    t.add_argument("--send-timeout", type=_positive(float), default=30.0, metavar="SECONDS",
                    help="each write to a client that does not read (default 30)")  # fmt: skip
-    t.add_argument("--connect-timeout", type=_positive(float), default=3.0,
+    t.add_argument("--connect-timeout", type=_positive(float), default=3.0, metavar="SECONDS",
                    help="connecting to the service (default 3)")  # fmt: skip
-    t.add_argument("--upstream-timeout", type=_positive(float), default=30.0,
+    t.add_argument("--upstream-timeout", type=_positive(float), default=30.0, metavar="SECONDS",
                    help="the service's answer to a request (default 30)")  # fmt: skip
-    t.add_argument("--retry-after", type=_positive(int), default=1,
+    t.add_argument("--retry-after", type=_positive(int), default=1, metavar="SECONDS",
                    help="Retry-After of a 503/504 (default 1)")  # fmt: skip
-    t.add_argument("--grace", type=_positive(float), default=5.0,
+    t.add_argument("--grace", type=_positive(float), default=5.0, metavar="SECONDS",
                    help="on SIGTERM, time left to open requests (default 5)")  # fmt: skip
     b = p.add_argument_group("bounds")
-    b.add_argument("--max-header-bytes", type=_positive(int), default=16384)
-    b.add_argument("--max-headers", type=_positive(int), default=100)
-    b.add_argument("--max-url-bytes", type=_positive(int), default=4096)
-    b.add_argument("--max-body-bytes", type=_positive(int), default=65536)
-    b.add_argument("--max-connections", type=_positive(int), default=4096)
-    b.add_argument("--max-connections-per-source", type=_positive(int), default=64)
-    b.add_argument("--upstream-connections", type=_positive(int), default=64)
-    b.add_argument("--backlog", type=_positive(int), default=4096)
+    b.add_argument("--max-header-bytes", type=_positive(int), default=16384, metavar="N")
+    b.add_argument("--max-headers", type=_positive(int), default=100, metavar="N")
+    b.add_argument("--max-url-bytes", type=_positive(int), default=4096, metavar="N")
+    b.add_argument("--max-body-bytes", type=_positive(int), default=65536, metavar="N")
+    b.add_argument("--max-connections", type=_positive(int), default=4096, metavar="N")
+    b.add_argument("--max-connections-per-source", type=_positive(int), default=64, metavar="N")
+    b.add_argument("--upstream-connections", type=_positive(int), default=64, metavar="N")
+    b.add_argument("--backlog", type=_positive(int), default=4096, metavar="N")
     return p
 
 
