@@ -35,8 +35,13 @@ class Root:
 
     # ---- paths -------------------------------------------------------------------------
 
-    def path(self, guest_path: str | os.PathLike[str]) -> Path:
-        """Map an absolute guest path to a host path, following symlinks inside the root."""
+    def path(self, guest_path: str | os.PathLike[str], *, follow: bool = False) -> Path:
+        """Map an absolute guest path to a host path, following symlinks inside the root.
+
+        Intermediate components are always followed; the last one only with ``follow`` (reads
+        want the file a symlink names, writes replace the link itself), so a link to ``/etc/x``
+        in an image resolves to the image's ``/etc/x``, never the host's.
+        """
         parts = [p for p in PurePosixPath("/", os.fspath(guest_path)).parts[1:] if p != "."]
         resolved: list[str] = []
         hops = 0
@@ -47,9 +52,7 @@ class Root:
                     resolved.pop()
                 continue
             candidate = self.base.joinpath(*resolved, part)
-            if parts and candidate.is_symlink():
-                # Only intermediate components are followed; the last one is what the caller
-                # asked for (so it can replace or inspect a symlink itself).
+            if (parts or follow) and candidate.is_symlink():
                 hops += 1
                 if hops > _MAX_SYMLINKS:
                     raise OSError(f"too many levels of symbolic links in {guest_path}")
@@ -64,14 +67,14 @@ class Root:
         return self.base.joinpath(*resolved)
 
     def exists(self, guest_path: str) -> bool:
-        return self.path(guest_path).exists()
+        return self.path(guest_path, follow=True).exists()
 
     def read_bytes(self, guest_path: str) -> bytes:
-        return self.path(guest_path).read_bytes()
+        return self.path(guest_path, follow=True).read_bytes()
 
     def read_text(self, guest_path: str, default: str | None = None) -> str:
         try:
-            return self.path(guest_path).read_text(encoding="utf-8")
+            return self.path(guest_path, follow=True).read_text(encoding="utf-8")
         except FileNotFoundError:
             if default is None:
                 raise
@@ -79,7 +82,7 @@ class Root:
 
     def listdir(self, guest_path: str) -> list[str]:
         try:
-            return sorted(os.listdir(self.path(guest_path)))
+            return sorted(os.listdir(self.path(guest_path, follow=True)))
         except FileNotFoundError:
             return []
 

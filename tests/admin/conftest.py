@@ -7,7 +7,7 @@ import pytest
 from metaboot.admin.api import AdminApp
 from metaboot.registry import Registry
 from tests.admin.harness import TOKEN, Api, serve
-from tests.registry.registry_db import db_url, pg_database
+from tests.databases import db_url, pg_database
 
 __all__ = ["api", "app", "base_url", "db_url", "pg_database", "registry"]
 

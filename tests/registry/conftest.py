@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from metaboot.registry import Registry
-from tests.registry.registry_db import db_url, pg_database
+from tests.databases import db_url, pg_database
 
 __all__ = ["db_url", "pg_database", "registry"]
 

@@ -210,7 +210,7 @@ def test_postgres_listener_reconnects_and_says_anything_may_have_changed(
 ) -> None:
     import psycopg
 
-    from tests.registry.registry_db import _pg_schema_url
+    from tests.databases import _pg_schema_url
 
     urls = _pg_schema_url(pg_database)
     url = next(urls)

@@ -9,63 +9,22 @@ PostgreSQL: the machine's server at 127.0.0.1:5432 (trust auth, database ``test`
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from metaboot.registry import Registry
 from metaboot.service.config import Endpoint, ServiceConfig
 from metaboot.service.server import Service, bind_endpoint, new_loop
+from tests.databases import db_url, pg_database
 from tests.service.harness import Running
 
-PG_ADMIN = os.environ.get("METABOOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    name = f"metaboot_service_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.Error as err:
-        pytest.fail(f"PostgreSQL at {PG_ADMIN} is not reachable ({err}); use -m 'not postgres'")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-def _schema_url(database_url: str) -> Iterator[str]:
-    schema = f"svc_{secrets.token_hex(6)}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{database_url}?options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty registry database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.db'}"
-    else:
-        yield from _schema_url(request.getfixturevalue("pg_database"))
+__all__ = ["db_url", "pg_database"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Database fixtures shared by the registry and admin tests: every test that takes ``db_url``
+"""Database fixtures shared by every part's tests: every test that takes ``db_url``
 runs once on a fresh SQLite file and once on a fresh PostgreSQL schema.
 
 PostgreSQL: the machine's server at 127.0.0.1:5432 (trust auth, database ``test``), or the
@@ -24,7 +24,7 @@ PG_ADMIN = os.environ.get("METABOOT_TEST_PG", "postgresql://postgres@127.0.0.1:5
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A throwaway database; yields its URL."""
-    name = f"metaboot_registry_{secrets.token_hex(4)}"
+    name = f"metaboot_test_{secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.Error as err:
