@@ -1,0 +1,238 @@
+"""The agent's own configuration: ``/etc/metaboot/agent.yaml`` plus ``agent.d/*.yaml``.
+
+Shaped like cloud-init's ``cloud.cfg`` so that image recipes carry over. Files are merged in
+order (agent.yaml, then agent.d sorted by name, then ``--config``): mappings merge key by key,
+anything else is replaced by the later file. A broken file or a key of the wrong type is
+reported and left out, and the agent carries on with the defaults, because an image that cannot
+be logged into is worse than one with a default setting.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metaboot.errors import UserDataError
+from metaboot.guest import layout
+from metaboot.guest.schema import line_map, load_yaml, locate, validate
+from metaboot.guest.system import Root
+
+DEFAULT_SOURCES = ["ConfigDrive", "OpenStack", "Ec2", "NoCloud"]
+
+DEFAULTS: dict[str, Any] = {
+    "datasource_list": list(DEFAULT_SOURCES),
+    "datasource": {
+        "ConfigDrive": {
+            "dirs": [
+                f"{layout.SEED_DIR}/config_drive",
+                "/var/lib/cloud/seed/config_drive",
+                "/config-drive",
+            ],
+            "labels": ["config-2", "CONFIG-2"],
+        },
+        "OpenStack": {
+            "metadata_urls": ["http://169.254.169.254", "http://[fe80::a9fe:a9fe%IFACE]"],
+            "max_wait": 30.0,
+            "timeout": 5.0,
+            "retries": 3,
+            "crawl_ec2": False,
+        },
+        "Ec2": {
+            "metadata_urls": ["http://169.254.169.254"],
+            "max_wait": 10.0,
+            "timeout": 5.0,
+            "retries": 3,
+            "api_version": "2009-04-04",
+        },
+        "NoCloud": {
+            "dirs": [
+                f"{layout.SEED_DIR}/nocloud",
+                "/var/lib/cloud/seed/nocloud",
+                "/var/lib/cloud/seed/nocloud-net",
+            ],
+            "labels": ["cidata", "CIDATA"],
+        },
+    },
+    "user_data": {
+        # A 10 MB YAML document takes PyYAML tens of seconds; nova caps user-data at 64 KiB
+        # (base64). Anything decoded or decompressed beyond this is refused, not truncated.
+        "max_bytes": 1024 * 1024,
+        "include_depth": 5,
+        "include_timeout": 5.0,
+        "include_retries": 3,
+    },
+    "network": {},
+}
+
+_MODULE_LIST = {
+    "type": "array",
+    "items": {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+        ]
+    },
+}
+_SOURCE_SETTINGS = {
+    "type": "object",
+    "properties": {
+        "metadata_urls": {"type": "array", "items": {"type": "string"}},
+        "max_wait": {"type": "number"},
+        "timeout": {"type": "number", "minimum": 0},
+        "retries": {"type": "integer", "minimum": 0},
+        "sec_between_retries": {"type": "number", "minimum": 0},
+        "crawl_ec2": {"type": "boolean"},
+        "apply_network_config": {"type": "boolean"},
+        "dirs": {"type": "array", "items": {"type": "string"}},
+        "devices": {"type": "array", "items": {"type": "string"}},
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "api_version": {"type": "string"},
+        "seedfrom": {"type": "string"},
+        "meta-data": {"type": ["object", "string"]},
+        "user-data": {"type": "string"},
+    },
+}
+
+# Only the keys the agent itself reads or hands to modules with a fixed shape; anything else is
+# passed through untouched (modules validate their own keys).
+AGENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "datasource_list": {"type": "array", "items": {"type": "string"}},
+        "datasource": {
+            "type": "object",
+            "properties": {
+                "pin": {"type": "string"},
+                **{name: _SOURCE_SETTINGS for name in DEFAULT_SOURCES},
+            },
+        },
+        "cloud_init_modules": _MODULE_LIST,
+        "cloud_config_modules": _MODULE_LIST,
+        "cloud_final_modules": _MODULE_LIST,
+        "disable_root": {"type": "boolean"},
+        "ssh_pwauth": {"type": ["boolean", "string"]},
+        "preserve_hostname": {"type": "boolean"},
+        "manage_etc_hosts": {"type": ["boolean", "string"]},
+        "network": {
+            "type": "object",
+            "properties": {"config": {"oneOf": [{"enum": ["disabled"]}, {"type": "object"}]}},
+        },
+        "system_info": {
+            "type": "object",
+            "properties": {"default_user": {"type": ["object", "null"]}},
+        },
+        "user_data": {
+            "type": "object",
+            "properties": {
+                "max_bytes": {"type": "integer", "minimum": 1},
+                "include_depth": {"type": "integer", "minimum": 0},
+                "include_timeout": {"type": "number", "minimum": 0},
+                "include_retries": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}
+
+
+@dataclass
+class AgentConfig:
+    cfg: dict[str, Any]
+    files: list[str] = field(default_factory=list)  # what was read, in order
+    problems: list[str] = field(default_factory=list)  # each names the file and line
+
+    def source_settings(self, name: str) -> dict[str, Any]:
+        settings = self.cfg.get("datasource", {}).get(name)
+        return dict(settings) if isinstance(settings, Mapping) else {}
+
+    @property
+    def pinned_source(self) -> str | None:
+        """One source named by ``datasource.pin`` or a one-entry ``datasource_list``."""
+        pin = self.cfg.get("datasource", {}).get("pin")
+        if isinstance(pin, str) and pin:
+            return pin
+        sources = [s for s in self.cfg.get("datasource_list", []) if s != "None"]
+        return sources[0] if len(sources) == 1 else None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge recursively; any other value in ``override`` replaces ``base``'s."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_files(root: Root) -> list[str]:
+    """The guest paths of the agent's config files, in the order they apply."""
+    files = [layout.AGENT_CONFIG] if root.exists(layout.AGENT_CONFIG) else []
+    files += [
+        f"{layout.AGENT_CONFIG_DIR}/{name}"
+        for name in root.listdir(layout.AGENT_CONFIG_DIR)
+        if name.endswith((".yaml", ".yml", ".cfg")) and not name.startswith(".")
+    ]
+    return files
+
+
+def load(root: Root, extra: str | None = None) -> AgentConfig:
+    """Read and merge every config file; never raises for bad content."""
+    result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
+    sources: list[tuple[str, Path]] = [(f, root.path(f)) for f in config_files(root)]
+    if extra is not None:
+        sources.append((extra, Path(extra)))
+    for label, host_path in sources:
+        try:
+            text = host_path.read_bytes()
+        except OSError as err:
+            result.problems.append(f"{label}: cannot read: {err.strerror or err}")
+            continue
+        result.files.append(label)
+        layer = parse(text, label, result.problems)
+        if layer:
+            result.cfg = merge(result.cfg, layer)
+    return result
+
+
+def parse(text: bytes, label: str, problems: list[str]) -> dict[str, Any]:
+    """One config file as a mapping, minus anything invalid (reported in ``problems``)."""
+    try:
+        data = load_yaml(text, label)
+    except UserDataError as err:
+        problems.append(f"{err}; the file is ignored")
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{label}: expected a mapping at the top level; the file is ignored")
+        return {}
+    found = validate(data, AGENT_SCHEMA)
+    if not found:
+        return data
+    found = locate(found, line_map(text))
+    for problem in found:
+        problems.append(f"{label}: {problem}; the default is used instead")
+    pruned = copy.deepcopy(data)
+    for problem in found:
+        _prune(pruned, problem.path)
+    return pruned
+
+
+def _prune(data: dict[str, Any], path: tuple[str | int, ...]) -> None:
+    """Remove the innermost mapping key on ``path`` (a bad list item takes its list with it),
+    so that its default applies and sibling settings survive."""
+    cut = max((i for i, part in enumerate(path) if isinstance(part, str)), default=-1)
+    if cut < 0:
+        return
+    parent: Any = data
+    for part in path[:cut]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(parent, dict):
+        parent.pop(path[cut], None)

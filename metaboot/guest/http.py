@@ -1,0 +1,263 @@
+"""A small HTTP/1.1 client for the metadata service, with retries inside a deadline.
+
+Why not ``http.client``/``urllib``: importing them pulls in ``email`` and ``ssl`` — about a
+third of the agent's whole start-up budget — for talking plain HTTP to a link-local address.
+This module speaks just what a metadata service needs (GET/PUT/POST, Content-Length, chunked,
+close-delimited bodies) over one socket per request, and hands ``https://`` URLs (only ever an
+``#include`` in user-data) to ``http.client``, imported then and only then.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from metaboot.errors import SourceError
+
+MAX_BODY = 16 * 1024 * 1024
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+USER_AGENT = "metaboot-agent"
+
+
+class TransportError(SourceError):
+    """The service could not be reached, or answered something that is not HTTP."""
+
+
+@dataclass
+class Response:
+    url: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path+query); an IPv6 zone may be written ``%eth0`` or ``%25eth0``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise TransportError(f"{url}: only http:// and https:// URLs are supported")
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        host = unquote(host)
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = netloc.partition(":")
+    if not host:
+        raise TransportError(f"{url}: no host")
+    try:
+        port = int(port_text) if port_text else (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise TransportError(f"{url}: bad port {port_text!r}") from None
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return parts.scheme, host, port, path
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+    max_body: int = MAX_BODY,
+) -> Response:
+    """One request, no retries. Raises TransportError for anything below HTTP."""
+    scheme, host, port, path = split_url(url)
+    if scheme == "https":
+        return _https(method, url, host, port, path, headers, body, timeout, max_body)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {_host_header(host, port)}"]
+    lines += [f"User-Agent: {USER_AGENT}", "Accept: */*", "Connection: close"]
+    for name, value in (headers or {}).items():
+        if "\r" in name + value or "\n" in name + value:
+            raise TransportError(f"{url}: header {name!r} contains a line break")
+        lines.append(f"{name}: {value}")
+    if body is not None or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(payload)
+            return _read_response(sock.makefile("rb"), url, method, max_body)
+    except TransportError:
+        raise
+    except (OSError, ValueError) as err:
+        raise TransportError(f"{url}: {_reason(err)}") from None
+
+
+def _host_header(host: str, port: int) -> str:
+    shown = f"[{host.split('%', 1)[0]}]" if ":" in host else host
+    return shown if port == 80 else f"{shown}:{port}"
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return str(err) or type(err).__name__
+
+
+def _read_response(stream: object, url: str, method: str, max_body: int) -> Response:
+    readline: Callable[[int], bytes] = stream.readline  # type: ignore[attr-defined]
+    read: Callable[[int], bytes] = stream.read  # type: ignore[attr-defined]
+    status_line = readline(65537)
+    fields = status_line.split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+        raise TransportError(f"{url}: not an HTTP response: {status_line[:60]!r}")
+    status = int(fields[1])
+    headers: dict[str, str] = {}
+    for _ in range(200):
+        line = readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    else:
+        raise TransportError(f"{url}: too many response headers")
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return Response(url, status, headers)
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _read_chunked(readline, read, url, max_body)
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise TransportError(f"{url}: bad Content-Length") from None
+        if length > max_body:
+            raise TransportError(f"{url}: body of {length} bytes exceeds {max_body}")
+        body = read(length)
+        if len(body) != length:
+            raise TransportError(f"{url}: connection closed after {len(body)} of {length} bytes")
+    else:
+        body = read(max_body + 1)
+        if len(body) > max_body:
+            raise TransportError(f"{url}: body exceeds {max_body} bytes")
+    return Response(url, status, headers, body)
+
+
+def _read_chunked(
+    readline: Callable[[int], bytes], read: Callable[[int], bytes], url: str, max_body: int
+) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size_line = readline(1026).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise TransportError(f"{url}: bad chunk size {size_line[:20]!r}") from None
+        if size == 0:
+            while readline(65537) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        total += size
+        if total > max_body:
+            raise TransportError(f"{url}: body exceeds {max_body} bytes")
+        chunk = read(size)
+        if len(chunk) != size:
+            raise TransportError(f"{url}: connection closed inside a chunk")
+        chunks.append(chunk)
+        readline(3)
+
+
+def _https(
+    method: str,
+    url: str,
+    host: str,
+    port: int,
+    path: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    timeout: float,
+    max_body: int,
+) -> Response:
+    import http.client
+
+    conn = http.client.HTTPSConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers={"User-Agent": USER_AGENT, **(headers or {})})
+        answer = conn.getresponse()
+        data = answer.read(max_body + 1)
+        if len(data) > max_body:
+            raise TransportError(f"{url}: body exceeds {max_body} bytes")
+        return Response(url, answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
+    except (OSError, http.client.HTTPException) as err:
+        raise TransportError(f"{url}: {_reason(err)}") from None
+    finally:
+        conn.close()
+
+
+@dataclass
+class RetryPolicy:
+    """How hard to try one request: ``retries`` more attempts after the first, with a doubling
+    pause, and never past ``deadline`` (a ``time.monotonic()`` value; None = no limit)."""
+
+    timeout: float = 5.0
+    retries: int = 3
+    deadline: float | None = None
+    first_pause: float = 0.1
+    max_pause: float = 2.0
+    max_retry_after: float = 30.0  # a longer Retry-After is treated as this
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.clock()
+
+
+def retry_after(response: Response) -> float | None:
+    """Seconds from a ``Retry-After: N`` header (an HTTP-date is ignored: clocks are not trusted
+    this early in boot)."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    return None
+
+
+def fetch(
+    method: str,
+    url: str,
+    policy: RetryPolicy,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    max_body: int = MAX_BODY,
+) -> Response:
+    """A request retried on transport errors and on 408/429/5xx, honouring ``Retry-After``.
+
+    Returns the last response (the caller decides what a 404 means); raises TransportError when
+    no HTTP answer came at all."""
+    attempt = 0
+    pause = policy.first_pause
+    while True:
+        remaining = policy.remaining()
+        timeout = policy.timeout if remaining is None else max(0.05, min(policy.timeout, remaining))
+        outcome: Response | TransportError
+        try:
+            outcome = request(
+                method, url, headers=headers, body=body, timeout=timeout, max_body=max_body
+            )
+        except TransportError as err:
+            outcome = err
+        if isinstance(outcome, Response) and outcome.status not in RETRY_STATUSES:
+            return outcome
+        attempt += 1
+        hinted = retry_after(outcome) if isinstance(outcome, Response) else None
+        wait = pause if hinted is None else min(hinted, policy.max_retry_after)
+        remaining = policy.remaining()
+        if attempt > policy.retries or (remaining is not None and remaining <= wait):
+            if isinstance(outcome, TransportError):
+                raise outcome
+            return outcome
+        policy.sleep(wait)
+        pause = min(pause * 2, policy.max_pause)

@@ -1,0 +1,211 @@
+"""Finding a labelled drive (config-2, cidata) and reading files from it.
+
+Found by label the way udev and blkid see it: ``/dev/disk/by-label/<label>`` inside the Root
+first (a test tree can point it at an image file), then, on a live system, ``blkid``. A drive
+is read in user space by metaboot.diskfs when that reader is present — no mount, and it works
+on image files too — otherwise mounted read-only on a private directory and unmounted after.
+A seed directory is read as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import posixpath
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from metaboot.errors import MetabootError, SourceError
+from metaboot.guest.system import Root
+
+MAX_FILE = 64 * 1024 * 1024  # ironic's config-drive limit; nothing on a drive is larger
+
+
+class FileTree(Protocol):
+    def read(self, path: str) -> bytes | None: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+
+class DirectoryTree:
+    """A directory on the host (a seed dir inside the Root, or a mount point)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def _path(self, path: str) -> Path:
+        clean = posixpath.normpath("/" + path).lstrip("/")
+        return self.base / clean
+
+    def read(self, path: str) -> bytes | None:
+        target = self._path(path)
+        try:
+            with open(target, "rb") as handle:
+                data = handle.read(MAX_FILE + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as err:
+            raise SourceError(f"{target}: cannot read: {err.strerror}") from None
+        if len(data) > MAX_FILE:
+            raise SourceError(f"{target}: larger than {MAX_FILE} bytes")
+        return data
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._path(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+class DiskfsTree:
+    """Adapter over metaboot.diskfs's readers (ISO 9660 / FAT, pure Python, no mount)."""
+
+    def __init__(self, image: Any) -> None:
+        self.image = image
+        self.files: set[str] = set(image.files())
+        self.dirs: set[str] = set(image.directories())
+
+    def read(self, path: str) -> bytes | None:
+        key = posixpath.normpath("/" + path).strip("/")
+        if key not in self.files:
+            return None
+        if self.image.size(key) > MAX_FILE:
+            raise SourceError(f"{self.image.name}: {key} is larger than {MAX_FILE} bytes")
+        try:
+            data: bytes = self.image.read(key)
+        except MetabootError as err:
+            raise SourceError(str(err)) from None
+        return data
+
+    def listdir(self, path: str) -> list[str]:
+        key = posixpath.normpath("/" + path).strip("/")
+        prefix = f"{key}/" if key else ""
+        names = {
+            entry[len(prefix) :].split("/", 1)[0]
+            for entry in self.files | self.dirs
+            if entry.startswith(prefix) and entry != key
+        }
+        return sorted(names)
+
+
+def resolve_guest_link(root: Root, guest_path: str, hops: int = 40) -> str:
+    """Follow a symlink at a guest path the way the guest would, staying inside the Root."""
+    current = posixpath.normpath(guest_path)
+    for _ in range(hops):
+        host = root.path(current)
+        if not host.is_symlink():
+            return current
+        target = os.readlink(host)
+        current = posixpath.normpath(
+            target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+        )
+    raise SourceError(f"{guest_path}: too many levels of symbolic links")
+
+
+def find_by_label(root: Root, labels: Iterable[str]) -> list[str]:
+    """Guest paths of devices (or image files) carrying one of ``labels``, in label order."""
+    found: list[str] = []
+    labels = list(labels)
+    for label in labels:
+        link = f"/dev/disk/by-label/{label}"
+        if root.path(link).is_symlink() or root.exists(link):
+            device = resolve_guest_link(root, link)
+            if root.exists(device) and device not in found:
+                found.append(device)
+    if found or not root.is_live:
+        return found
+    for label in labels:
+        for device in blkid_by_label(label):
+            if device not in found:
+                found.append(device)
+    return found
+
+
+def blkid_by_label(label: str) -> list[str]:
+    try:
+        proc = subprocess.run(
+            ["blkid", "-t", f"LABEL={label}", "-o", "device"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()}, reverse=True)
+
+
+def _diskfs() -> Any | None:
+    try:
+        return importlib.import_module("metaboot.diskfs")
+    except ImportError:
+        return None
+
+
+@contextmanager
+def open_drive(root: Root, device: str) -> Iterator[FileTree]:
+    """The files of the drive at guest path ``device`` (block device or image file)."""
+    host = root.path(device)
+    try:
+        mode = os.stat(host).st_mode
+    except OSError as err:
+        raise SourceError(f"{device}: {err.strerror}") from None
+    if stat.S_ISDIR(mode):
+        yield DirectoryTree(host)
+        return
+    mountable = root.is_live and stat.S_ISBLK(mode)
+    diskfs = _diskfs()
+    if diskfs is not None:
+        try:
+            handle = open(host, "rb")  # noqa: SIM115 - closed below, after the caller is done
+        except OSError as err:
+            raise SourceError(f"{device}: cannot open: {err.strerror}") from None
+        try:
+            try:
+                tree: FileTree | None = DiskfsTree(diskfs.open_image(handle, device))
+            except MetabootError as err:
+                # Not ISO 9660 or FAT as our reader knows them: the kernel may still read it.
+                if not mountable:
+                    raise SourceError(f"{device}: {err}") from None
+                tree = None
+            if tree is not None:
+                yield tree
+                return
+        finally:
+            handle.close()
+    if not mountable:
+        raise SourceError(f"{device}: no user-space filesystem reader available to read it")
+    with _mounted(str(host)) as mount_point:
+        yield DirectoryTree(mount_point)
+
+
+@contextmanager
+def _mounted(device: str) -> Iterator[Path]:
+    """Mount read-only, without devices, setuid or exec, on a private directory."""
+    base = "/run" if os.path.isdir("/run") else None
+    mount_point = Path(tempfile.mkdtemp(prefix="metaboot-drive.", dir=base))
+    os.chmod(mount_point, 0o700)
+    try:
+        proc = subprocess.run(
+            ["mount", "-o", "ro,nosuid,nodev,noexec", device, str(mount_point)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SourceError(f"{device}: cannot mount: {proc.stderr.strip() or proc.returncode}")
+        try:
+            yield mount_point
+        finally:
+            subprocess.run(
+                ["umount", str(mount_point)], capture_output=True, timeout=30, check=False
+            )
+    finally:
+        with suppress(OSError):
+            mount_point.rmdir()

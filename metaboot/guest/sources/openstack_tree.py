@@ -1,0 +1,134 @@
+"""Reading nova's ``openstack/<version>/`` documents, whatever carries them.
+
+The config drive and the metadata service hold the same files at the same paths, so both
+sources hand this module a ``get(path) -> bytes | None`` (None: the file is absent) and it does
+the rest: pick the version, read the five documents, and turn them into InstanceData.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from metaboot.errors import SourceError
+from metaboot.guest.sources.base import InstanceData
+
+# Newest last. "latest" is used when the carrier offers none of these (a future format we
+# would rather read as "latest" than guess at).
+KNOWN_VERSIONS = (
+    "2012-08-10",
+    "2013-04-04",
+    "2013-10-17",
+    "2015-10-15",
+    "2016-06-30",
+    "2016-10-06",
+    "2017-02-22",
+    "2018-08-27",
+    "2020-10-14",
+    "2025-04-04",
+)
+
+Getter = Callable[[str], bytes | None]
+
+
+def pick_version(available: Iterable[str]) -> str:
+    offered = {v.strip().strip("/") for v in available}
+    for version in reversed(KNOWN_VERSIONS):
+        if version in offered:
+            return version
+    return "latest"
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SourceError(f"{what}: not valid JSON ({err})") from None
+
+
+def read_tree(
+    get: Getter,
+    version: str,
+    *,
+    source: str,
+    subplatform: str,
+    warnings: list[str],
+    service_url: str | None = None,
+    drive: bool = False,
+) -> InstanceData:
+    """Read ``openstack/<version>/…`` through ``get`` (and, from a drive,
+    ``ec2/latest/meta-data.json``). Only meta_data.json is required; a broken optional
+    document is a warning."""
+    prefix = f"openstack/{version}"
+    raw_meta = get(f"{prefix}/meta_data.json")
+    if raw_meta is None:
+        raise SourceError(f"{subplatform}: {prefix}/meta_data.json is missing")
+    meta = _json(raw_meta, f"{prefix}/meta_data.json")
+    if not isinstance(meta, dict):
+        raise SourceError(f"{prefix}/meta_data.json: expected a JSON object")
+    uuid = meta.get("uuid")
+    if not isinstance(uuid, str) or not uuid.strip():
+        raise SourceError(f"{prefix}/meta_data.json: no 'uuid' (the instance-id)")
+
+    def optional_json(name: str) -> Any:
+        raw = get(f"{prefix}/{name}")
+        if raw is None:
+            return None
+        try:
+            return _json(raw, f"{prefix}/{name}")
+        except SourceError as err:
+            warnings.append(f"{err}; ignored")
+            return None
+
+    network_data = optional_json("network_data.json")
+    if network_data is not None and not isinstance(network_data, dict):
+        warnings.append(f"{prefix}/network_data.json: expected a JSON object; ignored")
+        network_data = None
+    hostname = meta.get("hostname")
+    zone = meta.get("availability_zone")
+    data = InstanceData(
+        source=source,
+        instance_id=uuid.strip(),
+        local_hostname=hostname if isinstance(hostname, str) and hostname else None,
+        public_keys=public_keys(meta),
+        availability_zone=zone if isinstance(zone, str) and zone else None,
+        metadata=meta,
+        user_data=get(f"{prefix}/user_data"),
+        vendor_data=optional_json("vendor_data.json"),
+        vendor_data2=optional_json("vendor_data2.json"),
+        network_data=network_data,
+        platform="openstack",
+        subplatform=subplatform,
+        service_url=service_url,
+    )
+    ec2 = get("ec2/latest/meta-data.json") if drive else None
+    if ec2 is not None:
+        try:
+            parsed = _json(ec2, "ec2/latest/meta-data.json")
+            data.ec2_metadata = parsed if isinstance(parsed, dict) else None
+        except SourceError as err:
+            warnings.append(f"{err}; ignored")
+    return data
+
+
+def public_keys(meta: dict[str, Any]) -> list[str]:
+    """Keys from ``public_keys`` (name → key) then ``keys`` (type ssh), without repeats."""
+    found: list[str] = []
+    named = meta.get("public_keys")
+    if isinstance(named, dict):
+        found += [v for v in named.values() if isinstance(v, str)]
+    listed = meta.get("keys")
+    if isinstance(listed, list):
+        found += [
+            k["data"]
+            for k in listed
+            if isinstance(k, dict)
+            and k.get("type", "ssh") == "ssh"
+            and isinstance(k.get("data"), str)
+        ]
+    unique: list[str] = []
+    for key in (k.strip() for k in found):
+        if key and key not in unique:
+            unique.append(key)
+    return unique

@@ -1,0 +1,125 @@
+"""Agent config: agent.yaml + agent.d/*.yaml, later wins, broken parts reported not fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metaboot.guest import config
+from metaboot.guest.system import Root
+
+
+def write(root: Root, path: str, text: str) -> None:
+    root.write_file(path, text)
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    loaded = config.load(Root(tmp_path))
+    assert loaded.files == [] and loaded.problems == []
+    assert loaded.cfg["datasource_list"] == ["ConfigDrive", "OpenStack", "Ec2", "NoCloud"]
+    assert loaded.source_settings("OpenStack")["metadata_urls"] == [
+        "http://169.254.169.254",
+        "http://[fe80::a9fe:a9fe%IFACE]",
+    ]
+    assert loaded.pinned_source is None
+
+
+def test_drop_ins_apply_in_name_order_and_merge_mappings(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    write(
+        root,
+        "/etc/metaboot/agent.yaml",
+        "disable_root: true\ndatasource:\n  OpenStack:\n    timeout: 7\n",
+    )
+    write(root, "/etc/metaboot/agent.d/20-late.yaml", "disable_root: false\n")
+    write(root, "/etc/metaboot/agent.d/10-early.yaml", "disable_root: 1\nssh_pwauth: true\n")
+    write(root, "/etc/metaboot/agent.d/05-ds.yaml", "datasource:\n  OpenStack:\n    max_wait: 3\n")
+    write(root, "/etc/metaboot/agent.d/README", "not yaml: [\n")
+    loaded = config.load(root)
+    assert loaded.files == [
+        "/etc/metaboot/agent.yaml",
+        "/etc/metaboot/agent.d/05-ds.yaml",
+        "/etc/metaboot/agent.d/10-early.yaml",
+        "/etc/metaboot/agent.d/20-late.yaml",
+    ]
+    assert loaded.cfg["disable_root"] is False
+    assert loaded.cfg["ssh_pwauth"] is True
+    openstack = loaded.source_settings("OpenStack")
+    assert (openstack["timeout"], openstack["max_wait"], openstack["retries"]) == (7, 3, 3)
+    # 10-early's disable_root was the wrong type: reported, and the other keys kept.
+    assert loaded.problems == [
+        "/etc/metaboot/agent.d/10-early.yaml: disable_root: expected a boolean, got 1 (line 1); "
+        "the default is used instead"
+    ]
+
+
+def test_a_broken_file_is_skipped_with_file_and_line(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    write(root, "/etc/metaboot/agent.yaml", "preserve_hostname: true\n")
+    write(root, "/etc/metaboot/agent.d/50-bad.yaml", "datasource_list: [OpenStack\nssh_pwauth: x\n")
+    write(root, "/etc/metaboot/agent.d/60-list.yaml", "- just\n- a list\n")
+    loaded = config.load(root)
+    assert loaded.cfg["preserve_hostname"] is True
+    assert loaded.cfg["datasource_list"] == config.DEFAULT_SOURCES
+    assert len(loaded.problems) == 2
+    assert loaded.problems[0].startswith(
+        "/etc/metaboot/agent.d/50-bad.yaml: invalid YAML at line 2"
+    )
+    assert loaded.problems[0].endswith("the file is ignored")
+    assert loaded.problems[1] == (
+        "/etc/metaboot/agent.d/60-list.yaml: expected a mapping at the top level; "
+        "the file is ignored"
+    )
+
+
+def test_a_bad_nested_setting_keeps_its_siblings(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    write(
+        root,
+        "/etc/metaboot/agent.yaml",
+        "datasource:\n  OpenStack:\n    metadata_urls: [http://127.0.0.1:9]\n    timeout: soon\n",
+    )
+    loaded = config.load(root)
+    openstack = loaded.source_settings("OpenStack")
+    assert openstack["metadata_urls"] == ["http://127.0.0.1:9"]
+    assert openstack["timeout"] == 5.0
+    assert loaded.problems == [
+        "/etc/metaboot/agent.yaml: datasource.OpenStack.timeout: expected a number, got 'soon' "
+        "(line 4); the default is used instead"
+    ]
+
+
+def test_module_lists_accept_names_and_frequency_pairs(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    write(
+        root,
+        "/etc/metaboot/agent.yaml",
+        "cloud_init_modules:\n - users-groups\n - [ssh, always]\n - {name: bad}\n",
+    )
+    loaded = config.load(root)
+    assert "cloud_init_modules" not in loaded.cfg
+    assert "cloud_init_modules[2]" in loaded.problems[0]
+
+
+def test_extra_config_file_applies_last_and_pins_a_source(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    write(root, "/etc/metaboot/agent.yaml", "datasource_list: [ConfigDrive, OpenStack]\n")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("datasource_list: [OpenStack]\n")
+    loaded = config.load(root, str(extra))
+    assert loaded.files[-1] == str(extra)
+    assert loaded.pinned_source == "OpenStack"
+    extra.write_text("datasource_list: [ConfigDrive, None]\ndatasource: {pin: NoCloud}\n")
+    assert config.load(root, str(extra)).pinned_source == "NoCloud"
+
+
+def test_cloud_init_style_file_is_read_unchanged(tmp_path: Path) -> None:
+    """Debian's own cloud.cfg, as an image recipe would copy it, is a valid agent config."""
+    cloud_cfg = Path("/opt/metaboot/reference/cloud-init/etc/cloud/cloud.cfg")
+    assert cloud_cfg.is_file(), "Debian's cloud-init is missing: run scripts/setup-system"
+    root = Root(tmp_path)
+    root.write_file("/etc/metaboot/agent.yaml", cloud_cfg.read_bytes())
+    loaded = config.load(root)
+    assert loaded.problems == []
+    assert loaded.cfg["system_info"]["default_user"]["name"] == "debian"
+    assert "users-groups" in loaded.cfg["cloud_init_modules"]

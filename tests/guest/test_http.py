@@ -1,0 +1,156 @@
+"""The agent's HTTP client against real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from metaboot.guest.http import RetryPolicy, TransportError, fetch, request, split_url
+from tests.guest.helpers import ServerState, dead_url, metadata_server, tree
+
+
+@contextmanager
+def raw_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
+    """A one-request-at-a-time TCP server that writes ``answer(request)`` verbatim."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(answer(data))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_split_url_handles_ipv6_zones() -> None:
+    assert split_url("http://[fe80::a9fe:a9fe%25eth0]/openstack") == (
+        "http",
+        "fe80::a9fe:a9fe%eth0",
+        80,
+        "/openstack",
+    )
+    assert split_url("http://[fe80::a9fe:a9fe%ens3]:8775") == (
+        "http",
+        "fe80::a9fe:a9fe%ens3",
+        8775,
+        "/",
+    )
+    assert split_url("http://127.0.0.1:81/a?b=1") == ("http", "127.0.0.1", 81, "/a?b=1")
+    with pytest.raises(TransportError, match="only http"):
+        split_url("file:///etc/passwd")
+
+
+def test_content_length_chunked_and_close_delimited_bodies() -> None:
+    bodies = {
+        b"/cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nTrailer: x\r\n\r\n",
+        b"/close": b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        b"/nothttp": b"SSH-2.0-OpenSSH\r\n",
+    }
+
+    def answer(req: bytes) -> bytes:
+        return bodies[req.split(b" ")[1]]
+
+    with raw_server(answer) as url:
+        assert request("GET", url + "/cl").body == b"hello"
+        assert request("GET", url + "/chunked").body == b"abcdefg"
+        assert request("GET", url + "/close").body == b"until the end"
+        with pytest.raises(TransportError, match="not an HTTP response"):
+            request("GET", url + "/nothttp")
+
+
+def test_body_limit_is_enforced() -> None:
+    with (
+        raw_server(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100) as url,
+        pytest.raises(TransportError, match="exceeds 10"),
+    ):
+        request("GET", url, max_body=10)
+
+
+def test_request_sends_host_and_custom_headers() -> None:
+    seen: list[bytes] = []
+
+    def answer(req: bytes) -> bytes:
+        seen.append(req)
+        return b"HTTP/1.1 204 No Content\r\n\r\n"
+
+    with raw_server(answer) as url:
+        response = request("PUT", url + "/latest/api/token", headers={"X-Test": "1"})
+    assert response.status == 204
+    head = seen[0].decode()
+    assert head.startswith("PUT /latest/api/token HTTP/1.1\r\n")
+    assert f"Host: {url.removeprefix('http://')}" in head
+    assert "X-Test: 1" in head and "Content-Length: 0" in head
+    with pytest.raises(TransportError, match="line break"):
+        request("GET", url, headers={"X": "a\r\nInjected: 1"})
+
+
+def test_503_retry_after_is_honoured_then_succeeds() -> None:
+    sleeps: list[float] = []
+    state = ServerState(tree(), fail_first=2, retry_after=3)
+    with metadata_server(state) as (url, _):
+        policy = RetryPolicy(timeout=2, retries=5, sleep=sleeps.append)
+        response = fetch("GET", url + "/openstack", policy)
+    assert response.status == 200
+    assert sleeps == [3.0, 3.0]
+    assert len(state.log) == 3
+
+
+def test_retries_are_bounded_by_count_and_deadline() -> None:
+    sleeps: list[float] = []
+    state = ServerState(tree(), fail_first=100)
+    with metadata_server(state) as (url, _):
+        response = fetch("GET", url + "/openstack", RetryPolicy(retries=3, sleep=sleeps.append))
+        assert response.status == 503
+        assert sleeps == [0.1, 0.2, 0.4]
+        now = [0.0]
+
+        def advance(seconds: float) -> None:
+            now[0] += seconds
+
+        policy = RetryPolicy(retries=50, deadline=1.0, sleep=advance, clock=lambda: now[0])
+        fetch("GET", url + "/openstack", policy)
+        assert now[0] <= 1.0
+
+
+def test_connection_refused_raises_after_retries() -> None:
+    sleeps: list[float] = []
+    with pytest.raises(TransportError, match="refused"):
+        fetch("GET", dead_url() + "/x", RetryPolicy(retries=2, sleep=sleeps.append))
+    assert sleeps == [0.1, 0.2]
+
+
+def test_an_absurd_retry_after_is_capped() -> None:
+    sleeps: list[float] = []
+    state = ServerState(tree(), fail_first=1, retry_after=3600)
+    with metadata_server(state) as (url, _):
+        response = fetch("GET", url + "/openstack", RetryPolicy(retries=2, sleep=sleeps.append))
+    assert response.status == 200 and sleeps == [30.0]
