@@ -368,3 +368,14 @@ def test_seal_takes_a_root_object(tmp_path: Path) -> None:
 def test_seal_refuses_a_missing_root(tmp_path: Path) -> None:
     with pytest.raises(MetabootError, match="not a directory"):
         image.seal(tmp_path / "absent")
+
+
+def test_clean_seal_runs_the_image_seal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``metaboot clean --seal`` (the agent's command) ends in this module's seal."""
+    root = booted_root(tmp_path)
+    assert cli_main(["clean", "--root", str(root), "--seal"]) == 0
+    capsys.readouterr()
+    assert not list((root / "etc/ssh").glob("ssh_host_*"))
+    assert (root / "etc/machine-id").read_text() == ""
+    assert not (root / "root/.bash_history").exists()
+    assert (root / "var/lib/metaboot/seed/nocloud/meta-data").exists()
