@@ -82,14 +82,17 @@ def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | Non
         "    permissions: '0600'",
         "    defer: true",
         "runcmd:",
+        # Printed through the kernel log (at error level, so the console shows it whatever
+        # kernel.printk says): a write to /dev/ttyS0 can be lost when the serial getty starts
+        # and hangs up the line at the same moment.
         "  - [sh, -c, 'echo \"e2e-runcmd: host=$(hostname) addrs=$(ip -4 -o addr show scope global"
-        ' | tr -s " " | cut -d" " -f4 | tr "\\n" " ")" | tee /var/lib/e2e-runcmd'
-        " > /dev/ttyS0']",
+        ' | tr -s " " | cut -d" " -f4 | tr "\\n" " ")" > /var/lib/e2e-runcmd;'
+        ' echo "<3>$(cat /var/lib/e2e-runcmd)" > /dev/kmsg\']',
     ]
     if canary_port is not None:
         lines.append(
             f'  - [bash, -c, \'if timeout 5 bash -c "exec 3<>/dev/tcp/{GATEWAY}/{canary_port}"'
-            ' 2>/dev/null; then r=open; else r=blocked; fi; echo "e2e-egress: $r" > /dev/ttyS0\']'
+            ' 2>/dev/null; then r=open; else r=blocked; fi; echo "<3>e2e-egress: $r" > /dev/kmsg\']'
         )
     if power_off:
         lines += [
