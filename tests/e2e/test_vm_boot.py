@@ -22,6 +22,7 @@ from tests.e2e.e2e_scenarios import (
     PORT_IP,
     Scenario,
     check_common,
+    check_live_static,
     check_login_with_key,
     network_files,
 )
@@ -152,3 +153,30 @@ def test_bad_agent_config_still_boots_and_lets_the_user_in(
     except AssertionError:
         print(result.console[-6000:])
         raise
+
+
+# A known gap, kept visible: strict, so the day it is fixed this fails until the mark goes.
+FIRST_BOOT_STATIC_GAP = (
+    "metaboot agent: on a first boot from the metadata service the local stage has no data, so "
+    "ifupdown starts with the DHCP fallback; network_data.json is rendered in the network "
+    "stage and applies from the next boot. cloud-init fetches in the local stage over an "
+    "ephemeral DHCP lease (OpenStackLocal) and so runs with the static address at once."
+)
+
+
+def _live_static_params() -> list[object]:
+    params: list[object] = []
+    for param in CLOUD_INIT + METABOOT:
+        scenario = param.values[0]  # type: ignore[attr-defined]
+        marks = list(param.marks)  # type: ignore[attr-defined]
+        if scenario == Scenario("metaboot", "service"):
+            marks.append(pytest.mark.xfail(strict=True, reason=FIRST_BOOT_STATIC_GAP))
+        params.append(pytest.param(scenario, id=scenario.id, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("scenario", _live_static_params())
+def test_static_address_is_live_on_first_boot(scenario: Scenario, fleet: Fleet) -> None:
+    result = fleet.result(scenario)
+    assert result.powered_off, result.console[-3000:]
+    check_live_static(result)
