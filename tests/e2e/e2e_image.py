@@ -229,6 +229,11 @@ def _publish(tmp: Path, final: Path, stem: str) -> None:
     for old in CACHE.iterdir():
         if old != final and pattern.fullmatch(old.name):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    current = final.name.removesuffix(".tar") + ".log"
+    log_pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.log")
+    for old_log in (CACHE / "logs").glob("*.log"):
+        if old_log.name != current and log_pattern.fullmatch(old_log.name):
+            old_log.unlink()
 
 
 # ---- recipes (their source text is part of the cache key) ----------------------------------

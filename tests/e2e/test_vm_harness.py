@@ -183,11 +183,17 @@ def test_publishing_an_image_drops_only_its_own_older_builds(
         (tmp_path / name).mkdir()
     (tmp_path / base).write_bytes(b"")
     (tmp_path / ".image-metaboot-new.1").mkdir()
+    (tmp_path / "logs").mkdir()
+    for log in (old, other, "image-metaboot-" + "d" * 16):
+        (tmp_path / "logs" / f"{log}.log").write_text("")
     e2e_image._publish(
         tmp_path / ".image-metaboot-new.1",
         tmp_path / ("image-metaboot-" + "d" * 16),
         "image-metaboot",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [other, base, "image-metaboot-" + "d" * 16]
+        [other, base, "image-metaboot-" + "d" * 16, "logs"]
+    )
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == sorted(
+        [f"{other}.log", "image-metaboot-" + "d" * 16 + ".log"]
     )
