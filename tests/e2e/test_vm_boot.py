@@ -9,7 +9,6 @@ powered-off disk.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
@@ -30,26 +29,8 @@ from tests.e2e.e2e_scenarios import (
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
-def _landed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def _params(scenarios: list[Scenario]) -> list[object]:
-    """Scenarios as parameters; one whose part has not landed on this branch is skipped with
-    the reason (and never booted: the fleet boots only what is selected and not skipped)."""
-    params: list[object] = []
-    for s in scenarios:
-        needs = []
-        if s.agent == "metaboot":
-            needs.append("metaboot.guest.cli")
-        if s.transport == "service":
-            needs.append("metaboot.proxy.cli")
-        missing = [m for m in needs if not _landed(m)]
-        marks = (
-            [pytest.mark.skip(reason=f"{', '.join(missing)} has not landed yet")] if missing else []
-        )
-        params.append(pytest.param(s, id=s.id, marks=marks))
-    return params
+    return [pytest.param(s, id=s.id) for s in scenarios]
 
 
 CLOUD_INIT = _params([s for s in ALL if s.agent == "cloud-init"])
