@@ -9,11 +9,11 @@ for, and each at most once per process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metaboot.guest import layout
 from metaboot.guest.modules.base import Frequency, Module, Stage
+from metaboot.guest.records import dataclass
 from metaboot.guest.state import parse_frequency
 
 STAGE_ORDER = (Stage.LOCAL, Stage.NETWORK, Stage.CONFIG, Stage.FINAL)

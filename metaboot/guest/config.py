@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metaboot.errors import UserDataError
 from metaboot.guest import layout
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import line_map, load_yaml, locate, validate
 from metaboot.guest.system import Root
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from metaboot.errors import SourceError
+from metaboot.guest.records import dataclass, field
 
 MAX_BODY = 16 * 1024 * 1024
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from metaboot.errors import MetabootError, UserDataError
@@ -34,6 +33,7 @@ from metaboot.guest.catalog import (
 )
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Report, Stage
 from metaboot.guest.output import final_line, make_console, setup_logging, stage_lines
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import SchemaProblem
 from metaboot.guest.sources import detect
 from metaboot.guest.sources.base import InstanceData

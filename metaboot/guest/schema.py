@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from metaboot.errors import UserDataError
+from metaboot.guest.records import dataclass
 
 PathT = tuple[str | int, ...]
 

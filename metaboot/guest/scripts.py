@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from metaboot.guest import layout, volatile
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 from metaboot.guest.userdata import Script
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import asdict, fields
 from typing import Any
 
 from metaboot.guest import layout, volatile
 from metaboot.guest.modules.base import Frequency
+from metaboot.guest.records import asdict, fields
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from metaboot.guest import layout, volatile
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
 STAGES = ("local", "network", "config", "final")

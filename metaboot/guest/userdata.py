@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import merging
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import load_yaml
 
 GZIP_MAGIC = b"\x1f\x8b"

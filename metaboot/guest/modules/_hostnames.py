@@ -12,13 +12,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_bool, get_str, get_str_list
 from metaboot.guest.modules.base import ModuleContext
 from metaboot.guest.os.hostnames import check_hostname
+from metaboot.guest.records import dataclass
 from metaboot.guest.sources.base import InstanceData
 
 SCHEMA: dict[str, Any] = {

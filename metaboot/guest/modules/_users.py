@@ -8,10 +8,10 @@ they all become one list of :class:`UserEntry` here, so the modules deal with on
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from metaboot.errors import ConfigError
+from metaboot.guest.records import dataclass
 
 USER_KEYS = frozenset(
     {

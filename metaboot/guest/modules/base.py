@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
 

@@ -9,7 +9,6 @@ change them at first login.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
@@ -21,6 +20,7 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, services, sshd
 from metaboot.guest.os.keycrypt import encrypt_to_ssh_key
 from metaboot.guest.os.passwords import hash_password, looks_hashed, random_password
+from metaboot.guest.records import dataclass, field
 
 
 @dataclass

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from metaboot.guest.network import manifest, nics, renderers
 from metaboot.guest.network.model import Network, Problems
 from metaboot.guest.network.nocloud import parse_network_config
 from metaboot.guest.network.openstack import parse_network_data
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
 __all__ = ["NetworkReport", "configure", "select_source"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
 STATE_DIR = "/var/lib/metaboot/network"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+from metaboot.guest.records import dataclass, field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -260,7 +261,7 @@ def prune(network: Network, problems: Problems, where: str = "network") -> Netwo
 
 
 def _replace_bond(iface: Interface, members: tuple[str, ...]) -> Interface:
-    from dataclasses import replace
+    from metaboot.guest.records import replace
 
     assert iface.bond is not None
     return replace(iface, bond=replace(iface.bond, members=members))

@@ -7,7 +7,6 @@ physical device with a MAC is bound by that MAC, one without by its name.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from metaboot.guest.network import bonding
@@ -28,6 +27,7 @@ from metaboot.guest.network.model import (
     prune,
     valid_ifname,
 )
+from metaboot.guest.records import replace
 
 SOURCE = "network-config"
 

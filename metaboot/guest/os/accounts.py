@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os.tools import run_tool
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
 # Conservative enough that nothing can be mistaken for an option or break a colon-separated file;

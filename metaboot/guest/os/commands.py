@@ -18,10 +18,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
 from metaboot.errors import ConfigError, MetabootError
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
 OUTPUT_LOG = "/var/log/metaboot-output.log"

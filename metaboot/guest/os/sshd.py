@@ -12,12 +12,12 @@ import fnmatch
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os.accounts import group_exists
 from metaboot.guest.os.tools import ToolError, run_tool
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
 SSH_DIR = "/etc/ssh"

@@ -12,10 +12,10 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from metaboot.errors import MetabootError
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
 
