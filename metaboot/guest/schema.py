@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from metaboot.errors import UserDataError
+from metaboot.guest import pyyaml
 from metaboot.guest.records import dataclass
 
 PathT = tuple[str | int, ...]
@@ -229,19 +230,12 @@ def _check_array(
 # ---- YAML with line numbers ---------------------------------------------------------------
 
 
-def _loader() -> Any:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_yaml(text: str | bytes, what: str) -> Any:
     """Parse YAML safely; a syntax error becomes a UserDataError naming ``what``, the line and
     the column (1-based), and the parser's own explanation."""
-    import yaml
-
+    yaml = pyyaml.module()
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader, C or Python
+        return yaml.load(text, Loader=pyyaml.safe_loader())  # a safe loader, C or Python
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -258,10 +252,9 @@ def line_map(text: str | bytes, first_line: int = 1) -> dict[PathT, int]:
     """Map each key path of a YAML document to the line it starts on (for error messages).
 
     Only called when there is something to report, so the normal path parses once."""
-    import yaml
-
+    yaml = pyyaml.module()
     try:
-        node = yaml.compose(text, Loader=_loader())
+        node = yaml.compose(text, Loader=pyyaml.safe_loader())
     except (yaml.YAMLError, ValueError, RecursionError):
         return {}
     lines: dict[PathT, int] = {}
