@@ -12,13 +12,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from metaboot.errors import UserDataError
 from metaboot.guest import layout
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import line_map, load_yaml, locate, validate
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOURCES = ["ConfigDrive", "OpenStack", "Ec2", "NoCloud"]
 

@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TextIO
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import config as agent_config
@@ -28,7 +27,6 @@ from metaboot.guest.catalog import (
     STAGE_ORDER,
     Catalog,
     ModuleEntry,
-    ModuleRegistry,
     PackageRegistry,
 )
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Report, Stage
@@ -41,7 +39,11 @@ from metaboot.guest.state import State
 from metaboot.guest.status import StageRecorder, StatusStore
 from metaboot.guest.system import Root
 
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from metaboot.guest.catalog import ModuleRegistry
     from metaboot.guest.userdata import Script
 
 log = logging.getLogger("metaboot.agent")

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from metaboot.errors import UserDataError
 from metaboot.guest import pyyaml
 from metaboot.guest.records import dataclass
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 PathT = tuple[str | int, ...]
 

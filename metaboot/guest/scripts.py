@@ -14,12 +14,15 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from metaboot.guest import layout, volatile
 from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 from metaboot.guest.userdata import Script
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 BOOTHOOK_TIMEOUT = 300.0
 

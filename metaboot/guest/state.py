@@ -13,13 +13,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any
 
 from metaboot.guest import layout, volatile
 from metaboot.guest.modules.base import Frequency
 from metaboot.guest.records import asdict, fields
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _FREQUENCY_ALIASES = {
     "always": Frequency.ALWAYS,

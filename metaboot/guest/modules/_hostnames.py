@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_bool, get_str, get_str_list
@@ -20,6 +19,10 @@ from metaboot.guest.modules.base import ModuleContext
 from metaboot.guest.os.hostnames import check_hostname
 from metaboot.guest.records import dataclass
 from metaboot.guest.sources.base import InstanceData
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA: dict[str, Any] = {
     "hostname": {"type": "string"},

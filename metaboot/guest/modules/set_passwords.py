@@ -9,7 +9,6 @@ change them at first login.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules import _platform_password
@@ -21,6 +20,10 @@ from metaboot.guest.os import accounts, services, sshd
 from metaboot.guest.os.keycrypt import encrypt_to_ssh_key
 from metaboot.guest.os.passwords import hash_password, looks_hashed, random_password
 from metaboot.guest.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -9,7 +9,6 @@ others; the module reports every failure at the end.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules import _users
@@ -18,6 +17,10 @@ from metaboot.guest.modules._ssh import disable_user_options
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, sshd, sudoers
 from metaboot.guest.os.passwords import hash_password, looks_hashed
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool, where: str) -> bool:

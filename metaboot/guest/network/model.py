@@ -12,15 +12,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Literal
 
 from metaboot.guest.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Kind = Literal["physical", "bond", "vlan"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-Kind = Literal["physical", "bond", "vlan"]
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 IFNAMSIZ = 15  # longest interface name the kernel accepts (16 bytes with the NUL)

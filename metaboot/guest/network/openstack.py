@@ -7,8 +7,6 @@ by its position and id and left out; the rest is kept.
 
 from __future__ import annotations
 
-from typing import Any
-
 from metaboot.guest.network import bonding
 from metaboot.guest.network.model import (
     Bond,
@@ -27,6 +25,10 @@ from metaboot.guest.network.model import (
     valid_ifname,
 )
 from metaboot.guest.records import replace
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Link types that are a NIC in the guest (nova's LEGACY_EXPOSED_VIF_TYPES, "phy", and the
 # extra ones cloud-init accepts).

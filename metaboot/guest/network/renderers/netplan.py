@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from metaboot.guest.network import bonding
 from metaboot.guest.network.model import Interface, IPv6Mode, Network
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME = "netplan"
 PATH = "/etc/netplan/50-metaboot.yaml"
