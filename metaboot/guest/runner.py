@@ -105,6 +105,8 @@ class Runner:
                 log.exception("stage %s crashed", stage.value)
                 recorder.error(f"internal error: {type(err).__name__}: {err}")
             finally:
+                if stage == stages[-1]:
+                    self.sync_state(recorder)  # this process's semaphores, durable at once
                 recorder.finish()
             failed = failed or bool(recorder.data["errors"])
             self.print_stage(stage, recorder)
@@ -112,6 +114,13 @@ class Runner:
             self.status.write_result()
             self.print_final()
         return 1 if failed or self.agent.problems else 0
+
+    def sync_state(self, rec: StageRecorder) -> None:
+        try:
+            self.state.sync()
+        except OSError as err:
+            log.error("cannot sync the semaphores: %s", err)
+            rec.error(f"cannot make this stage's semaphores durable: {err}")
 
     def run_stage(self, stage: Stage, rec: StageRecorder) -> None:
         if stage == Stage.LOCAL:
