@@ -130,6 +130,14 @@ def fresh_image(base: Path, url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     (base / "etc/shadow").chmod(0o640)
+    # Debian's account policy and skeleton, as every Debian image has them (this machine runs
+    # Debian 12 too): useradd, or the agent's own account editor, reads them.
+    for name in ("etc/login.defs", "etc/default/useradd"):
+        if Path("/", name).is_file():
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path("/", name), base / name)
+    if Path("/etc/skel").is_dir():
+        shutil.copytree("/etc/skel", base / "etc/skel", symlinks=True, dirs_exist_ok=True)
     zone = Path("/usr/share/zoneinfo/Etc/UTC")
     if zone.exists():  # the image's tzdata, for the timezone module
         (base / "usr/share/zoneinfo/Etc").mkdir(parents=True, exist_ok=True)

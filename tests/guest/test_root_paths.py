@@ -141,6 +141,4 @@ def test_temporary_files_are_private_unique_and_refuse_planted_links(tmp_path: P
     assert len(names) == 20
     root = Root(tmp_path)
     root.write_file("/motd", "hello\n")
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".motd.")) == [
-        "motd"
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".motd.")) == ["motd"]
