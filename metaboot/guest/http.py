@@ -85,7 +85,10 @@ def request(
         lines.append(f"Content-Length: {len(body or b'')}")
     payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        # An ASCII host goes to getaddrinfo as bytes: given a str, CPython first loads the
+        # IDNA codec (with stringprep and unicodedata), ~1 ms of every boot.
+        target = host.encode("ascii") if host.isascii() else host
+        with socket.create_connection((target, port), timeout=timeout) as sock:  # type: ignore[arg-type]
             sock.sendall(payload)
             return _read_response(sock.makefile("rb"), url, method, max_body)
     except TransportError:

@@ -10,7 +10,6 @@ chroot in another root — never on the host against someone else's tree.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -62,6 +61,8 @@ def command_refusal(root: Root, cfg: Mapping[str, Any]) -> str | None:
     shell = root.path("/bin/sh")
     if not (shell.exists() and os.access(shell, os.X_OK)):
         return f"{root.base} is not the live system and has no /bin/sh"
+    import shutil  # with bz2 and lzma: only when a command must run in a chroot
+
     if shutil.which("chroot") is None:
         return "chroot is not installed"
     return None
