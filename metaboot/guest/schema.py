@@ -10,6 +10,7 @@ string, got an integer (line 7)" which is what a person fixing user-data needs.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -251,10 +252,13 @@ def load_yaml(text: str | bytes, what: str) -> Any:
         raise UserDataError(f"{what}: invalid YAML: {err}") from None
 
 
+@functools.lru_cache(maxsize=4)
 def line_map(text: str | bytes, first_line: int = 1) -> dict[PathT, int]:
     """Map each key path of a YAML document to the line it starts on (for error messages).
 
-    Only called when there is something to report, so the normal path parses once."""
+    Remembered per document (callers only read it): the runner asks where each top-level
+    key of a part came from, and composing the document again for every key cost more than
+    parsing it."""
     yaml = pyyaml.module()
     try:
         node = yaml.compose(text, Loader=pyyaml.safe_loader())
