@@ -370,7 +370,9 @@ class AccountFiles:
                     os.link(mine, lock)
                 except FileExistsError:
                     holder = _lock_holder(lock)
-                    if holder is not None and _alive(holder):
+                    if holder is None:
+                        raise LockError(f"{shown}.lock holds no valid process ID") from None
+                    if _alive(holder):
                         raise LockError(f"{shown} is locked by process {holder}") from None
                     os.unlink(lock)  # stale: its process is gone
                     continue
@@ -449,9 +451,7 @@ class AccountFiles:
         passwd, group = self.tables["passwd"], self.tables["group"]
         if self.user_exists(user.name) or user.name in self.tables["shadow"].index:
             raise Unsupported(f"user {user.name} exists")  # the tool reports it
-        for name in user.groups:
-            if not self.group_exists(name):
-                raise Unsupported(f"group {name} does not exist")
+        self._check_groups(user.groups)
         used_uids = _ids(passwd, 2)
         if user.uid is not None:
             if user.uid in used_uids:
@@ -509,12 +509,14 @@ class AccountFiles:
             f"new user: name={user.name}, UID={uid}, GID={gid}, home={home}, "
             f"shell={shell}, from=metaboot"
         )
-        self.add_to_groups(user.name, user.groups)
+        self._join(user.name, list(user.groups))
         if creates_home:
             self._homes.append(Home(home, uid, gid))
 
     def _gid_of(self, group: str) -> int:
         if group.isdigit():
+            if int(group) not in _ids(self.tables["group"], 2):
+                raise Unsupported(f"no group with GID {group}")
             return int(group)
         fields = self.tables["group"].get(group)
         if fields is None or len(fields) < 3 or not fields[2].isdigit():
@@ -570,6 +572,12 @@ class AccountFiles:
 
     def add_to_groups(self, name: str, groups: Iterable[str]) -> None:
         wanted = list(groups)
+        if not self.user_exists(name):
+            raise Unsupported(f"user {name} does not exist")
+        self._check_groups(wanted)
+        self._join(name, wanted)
+
+    def _check_groups(self, wanted: Iterable[str]) -> None:
         for group in wanted:
             fields = self.tables["group"].get(group)
             if fields is None:
@@ -579,6 +587,8 @@ class AccountFiles:
             shadow = self.tables["gshadow"].get(group)
             if shadow is not None and (len(shadow) != 4 or not _canonical_members(shadow[3])):
                 raise Unsupported(f"/etc/gshadow entry {group} is not in canonical form")
+
+    def _join(self, name: str, wanted: list[str]) -> None:
         for group in wanted:
             fields = self.tables["group"].get(group)
             assert fields is not None

@@ -270,3 +270,44 @@ def test_id_choices_follow_find_new_id() -> None:
     assert shadowfiles.find_new_id({101}, 101, 999, system=True) == 999
     with pytest.raises(shadowfiles.Unsupported):
         shadowfiles.find_new_id(set(range(101, 1000)), 101, 999, system=True)
+
+
+def test_a_lock_without_a_valid_pid_is_not_broken(tmp_path: Path) -> None:
+    root = realistic_root(tmp_path / "root")
+    root.path("/etc/group.lock").write_bytes(b"not a pid\0")
+    with pytest.raises(shadowfiles.LockError, match="no valid process ID"):
+        shadowfiles.AccountFiles(root)
+    assert stray_locks(root) == ["group.lock"]
+
+
+def test_a_group_line_the_editor_would_rewrite_differently_goes_to_the_tools(
+    tmp_path: Path,
+) -> None:
+    def prepare(root: Root) -> None:
+        group = root.read_text("/etc/group")
+        root.write_file("/etc/group", group + "odd:x:4242:a,,b\n")  # an empty member
+        root.write_file("/etc/gshadow", root.read_text("/etc/gshadow") + "odd:!::\n", mode=None)
+
+    steps: list[Step] = [lambda a: a.add_user(NewUser("joiner", groups=("adm", "odd")))]
+    _, acc = compare(tmp_path, steps, ["/home/joiner"], prepare)
+    assert acc.fallbacks and "canonical" in acc.fallbacks[0]
+
+
+@pytest.mark.parametrize(
+    ("step", "tool"),
+    [
+        (lambda a: a.add_to_groups("nobody-here", ["adm"]), "usermod"),
+        (lambda a: a.add_user(NewUser("gidless", primary_group="4321")), "useradd"),
+        (lambda a: a.add_user(NewUser("root")), "useradd"),
+        (lambda a: a.add_group("adm"), "groupadd"),
+    ],
+)
+def test_errors_come_from_the_tools_and_change_nothing(
+    tmp_path: Path, step: Step, tool: str
+) -> None:
+    root = realistic_root(tmp_path / "root")
+    before = {name: root.read_text(f"/etc/{name}") for name in TABLES[:4]}
+    with pytest.raises(accounts.ToolError, match=tool):
+        apply(root, [step], editor=True)
+    assert {name: root.read_text(f"/etc/{name}") for name in TABLES[:4]} == before
+    assert stray_locks(root) == []
