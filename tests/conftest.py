@@ -17,6 +17,8 @@ NETGUARD = Path(__file__).parent / "netguard"
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(NETGUARD), os.environ.get("PYTHONPATH", "")) if p
 )
+# The namespace the suite runs in is "the machine's own"; children inherit the record.
+os.environ.setdefault("METABOOT_HOST_NETNS", os.readlink("/proc/self/ns/net"))
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize  # noqa: E402
 
