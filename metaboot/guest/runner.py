@@ -68,7 +68,7 @@ class Runner:
         self.root = options.root
         self.state = State(self.root)
         self.status = StatusStore(self.root)
-        self.agent = agent_config.load(self.root, options.config_file)
+        self.agent = agent_config.load(self.root, options.config_file, remember=True)
         self.catalog = Catalog(self.agent.cfg, options.registry)
         self.instance: InstanceData | None = None
         self.new_instance = False

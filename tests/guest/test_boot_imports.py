@@ -67,8 +67,8 @@ NEVER_ON_THIS_BOOT = {
 
 CHILD = """
 import json, runpy, sys
-root, listing = sys.argv[1:3]
-sys.argv = ["metaboot", "init", "--root", root]
+root, listing, stage = sys.argv[1:4]
+sys.argv = ["metaboot", "init", "--root", root, "--stage", stage]
 try:
     runpy.run_module("metaboot.cli", run_name="__main__")
 except SystemExit:
@@ -91,7 +91,7 @@ def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
         subprocess.run(
-            [sys.executable, "-c", CHILD, str(root.base), str(listing)],
+            [sys.executable, "-c", CHILD, str(root.base), str(listing), "all"],
             env=env,
             check=True,
             capture_output=True,
@@ -112,3 +112,33 @@ def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
         if name in loaded or any(m.startswith(name + ".") for m in loaded)
     }
     assert unexpected == {}
+
+
+def test_the_later_stages_of_a_systemd_boot_need_no_yaml_parser(tmp_path: Path) -> None:
+    """Under systemd each stage is a process of its own; the config and final stages take the
+    agent config the local stage merged (from /run) and the cloud-config from JSON."""
+    state = ServerState(tree(spec(user_data=USER_DATA)))
+    with metadata_server(state) as (url, _):
+        root = make_root(tmp_path / "root")
+        root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
+        agent_config(root, {**http_only(url), "users": ["default"]}, "20-test.yaml")
+        env = {
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+        loaded = {}
+        for stage in ("local", "network", "config", "final"):
+            listing = tmp_path / f"{stage}.json"
+            subprocess.run(
+                [sys.executable, "-c", CHILD, str(root.base), str(listing), stage],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            loaded[stage] = set(json.loads(listing.read_text()))
+    record = status(root)
+    assert summarize(record).errors == []
+    assert record["stages"]["final"]["end"] is not None
+    assert "yaml" in loaded["local"] and "yaml" in loaded["network"]  # agent.yaml, user-data
+    assert "yaml" not in loaded["config"] and "yaml" not in loaded["final"]
