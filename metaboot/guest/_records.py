@@ -162,7 +162,35 @@ def _process(cls: type, frozen: bool) -> type:
         cls.__hash__ = __hash__ if frozen else None  # type: ignore[assignment,method-assign]
     setattr(cls, "__match_args__", names)  # noqa: B010 (mypy refuses the plain assignment)
     setattr(cls, "__record_fields__", tuple(fields_))  # noqa: B010
+    setattr(cls, "__dataclass_fields__", _StandardFields())  # noqa: B010
     return cls
+
+
+class _StandardFields:
+    """``__dataclass_fields__`` built on first use, so that the standard ``dataclasses``
+    functions (``asdict``, ``fields``, ``replace``, ``is_dataclass``) work on records too —
+    other parts of metaboot and its tests call them on the agent's InstanceData — while a boot
+    that never calls them never imports ``dataclasses``."""
+
+    def __get__(self, instance: object, owner: type) -> dict[str, Any]:
+        import dataclasses
+
+        marker = getattr(dataclasses, "_FIELD", None)
+        built: dict[str, Any] = {}
+        for spec in owner.__record_fields__:  # type: ignore[attr-defined]
+            if spec.default_factory is not _MISSING:
+                real = dataclasses.field(default_factory=spec.default_factory)
+            elif spec.default is not _MISSING:
+                real = dataclasses.field(default=spec.default)
+            else:
+                real = dataclasses.field()
+            real.name = spec.name
+            real.type = owner.__dict__.get("__annotations__", {}).get(spec.name)  # noqa: RUF063
+            if marker is not None:
+                real._field_type = marker
+            built[spec.name] = real
+        setattr(owner, "__dataclass_fields__", built)  # noqa: B010 - built once per class
+        return built
 
 
 def fields(obj: Any) -> tuple[Field, ...]:
