@@ -6,9 +6,11 @@ of a log, so the figures are exact and need no log format to stay stable.
 
 from __future__ import annotations
 
-from typing import Any
-
 from metaboot.guest.status import STAGES
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def rows(record: dict[str, Any]) -> list[tuple[str, str, float, str]]:

@@ -9,12 +9,23 @@ for, and each at most once per process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from metaboot.guest import layout
 from metaboot.guest.modules.base import Frequency, Module, Stage
+from metaboot.guest.records import dataclass
 from metaboot.guest.state import parse_frequency
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class ModuleRegistry(Protocol):
+        """Where modules come from (the modules package, or a test's own)."""
+
+        def defaults(self) -> Mapping[Stage, list[str]]: ...
+
+        def load(self, name: str) -> Module: ...
+
 
 STAGE_ORDER = (Stage.LOCAL, Stage.NETWORK, Stage.CONFIG, Stage.FINAL)
 MODULE_LIST_KEYS = {
@@ -22,14 +33,6 @@ MODULE_LIST_KEYS = {
     Stage.CONFIG: "cloud_config_modules",
     Stage.FINAL: "cloud_final_modules",
 }
-
-
-class ModuleRegistry(Protocol):
-    """Where modules come from (the modules package, or a test's own)."""
-
-    def defaults(self) -> Mapping[Stage, list[str]]: ...
-
-    def load(self, name: str) -> Module: ...
 
 
 class PackageRegistry:

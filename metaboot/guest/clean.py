@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 import shutil
-from dataclasses import dataclass, field
 
 from metaboot.guest import layout
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
 

@@ -11,14 +11,15 @@ import os
 import sys
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import argparse
 
 from metaboot.errors import MetabootError
 from metaboot.guest import layout
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 STAGE_CHOICES = ("local", "network", "config", "final", "all")
 

@@ -9,16 +9,23 @@ be logged into is worse than one with a default setting.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from metaboot import __version__
 from metaboot.errors import UserDataError
-from metaboot.guest import layout
+from metaboot.guest import layout, volatile
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import line_map, load_yaml, locate, validate
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOURCES = ["ConfigDrive", "OpenStack", "Ec2", "NoCloud"]
 
@@ -216,12 +223,22 @@ def distro_default_user(root: Root) -> dict[str, Any] | None:
     return None
 
 
-def load(root: Root, extra: str | None = None) -> AgentConfig:
-    """Read and merge every config file; never raises for bad content."""
-    result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
+def load(root: Root, extra: str | None = None, *, remember: bool = False) -> AgentConfig:
+    """Read and merge every config file; never raises for bad content.
+
+    With ``remember`` (the runner), the result is kept for this boot in /run/metaboot with the
+    identity of every file read (inode, size, modification and change times), and a later
+    stage's process whose files are all unchanged takes it from there: the config and final
+    stages then need no YAML parser at all (PyYAML is a tenth of a stage's start-up)."""
     sources: list[tuple[str, Path]] = [(f, root.path(f)) for f in config_files(root)]
     if extra is not None:
         sources.append((extra, Path(extra)))
+    stamp = _stamp(sources) if remember else None
+    if stamp is not None:
+        cached = _recall(root, stamp)
+        if cached is not None:
+            return cached
+    result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
     for label, host_path in sources:
         try:
             text = host_path.read_bytes()
@@ -237,7 +254,46 @@ def load(root: Root, extra: str | None = None) -> AgentConfig:
         fallback = distro_default_user(root)
         if fallback is not None:
             result.cfg = merge(result.cfg, {"system_info": {"default_user": fallback}})
+    if stamp is not None:
+        _remember(root, stamp, result)
     return result
+
+
+def _stamp(sources: list[tuple[str, Path]]) -> list[Any] | None:
+    """What identifies the files read, or None when one cannot be looked at (no caching)."""
+    stamp: list[Any] = [__version__, DEFAULTS]  # and the defaults the files apply over
+    for label, host_path in sources:
+        try:
+            info = os.stat(host_path)
+        except OSError:
+            return None
+        stamp.append([label, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns])
+    return stamp
+
+
+def _recall(root: Root, stamp: list[Any]) -> AgentConfig | None:
+    try:
+        doc = json.loads(root.read_bytes(layout.AGENT_CONFIG_CACHE))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("stamp") != stamp:
+        return None
+    cfg, files, problems = doc.get("cfg"), doc.get("files"), doc.get("problems")
+    if not (isinstance(cfg, dict) and isinstance(files, list) and isinstance(problems, list)):
+        return None
+    return AgentConfig(cfg=cfg, files=files, problems=problems)
+
+
+def _remember(root: Root, stamp: list[Any], result: AgentConfig) -> None:
+    doc = {"stamp": stamp, "cfg": result.cfg, "files": result.files, "problems": result.problems}
+    try:
+        text = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return  # YAML gave something JSON cannot hold (a date, …): parse it again next time
+    if json.loads(text)["cfg"] != result.cfg:
+        return
+    with contextlib.suppress(OSError):  # only a cache
+        volatile.write(root, layout.AGENT_CONFIG_CACHE, text, 0o600)
 
 
 def parse(text: bytes, label: str, problems: list[str]) -> dict[str, Any]:

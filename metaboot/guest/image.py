@@ -22,11 +22,12 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
+from metaboot.guest.launcher import launcher_text
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the metaboot package being installed
@@ -40,16 +41,9 @@ MIN_PYTHON = (3, 11)
 
 # The parts of the package the agent runs. The server side (service, registry, proxy, drive)
 # needs libraries an image does not have and is left out.
-GUEST_PARTS = ("__init__.py", "cli.py", "errors.py", "py.typed", "guest", "metadata", "client.py")
+GUEST_PARTS = ("__init__.py", "cli.py", "errors.py", "py.typed", "guest", "diskfs")
 
-LAUNCHER_TEXT = """#!/usr/bin/python3 -I
-# Installed by `metaboot image prepare`: the metaboot agent's command line.
-import sys
-
-from metaboot.cli import main
-
-sys.exit(main())
-"""
+LAUNCHER_TEXT = launcher_text(SITE_PACKAGES)
 
 # Passed to the default user when --default-user names one; the same shape as cloud.cfg's
 # system_info.default_user (the groups exist on every Debian and Ubuntu system).

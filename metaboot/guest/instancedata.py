@@ -12,11 +12,14 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.guest import layout, volatile
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "redacted for non-root user"
 # Paths (slash-separated) that only root may read.

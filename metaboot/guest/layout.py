@@ -29,6 +29,7 @@ RESULT_FILE = f"{RUN_DIR}/result.json"
 BOOT_INSTANCE_FILE = f"{RUN_DIR}/instance.json"  # the source's findings this boot (0600)
 INSTANCE_DATA = f"{RUN_DIR}/instance-data.json"  # world-readable, sensitive keys redacted
 INSTANCE_DATA_SENSITIVE = f"{RUN_DIR}/instance-data-sensitive.json"  # 0600
+AGENT_CONFIG_CACHE = f"{RUN_DIR}/agent-config.json"  # the merged agent config, for later stages
 
 AGENT_CONFIG = "/etc/metaboot/agent.yaml"
 AGENT_CONFIG_DIR = "/etc/metaboot/agent.d"

@@ -8,10 +8,10 @@ part and the line. ``#include`` URLs are not fetched here: checking a file must 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from metaboot.guest import template, userdata, validation
 from metaboot.guest.modules.base import Module
+from metaboot.guest.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ header, e.g. ``list(append)+dict(no_replace,recurse_list)+str()``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from metaboot.errors import UserDataError
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 Mergers = dict[str, set[str]]  # merger name ("dict", "list", "str") -> its options
 

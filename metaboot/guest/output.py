@@ -10,11 +10,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
 
 from metaboot.guest import layout
 from metaboot.guest.status import summarize
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def _found(record: dict[str, Any]) -> str:

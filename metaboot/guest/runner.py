@@ -19,8 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import config as agent_config
@@ -29,11 +27,11 @@ from metaboot.guest.catalog import (
     STAGE_ORDER,
     Catalog,
     ModuleEntry,
-    ModuleRegistry,
     PackageRegistry,
 )
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Report, Stage
 from metaboot.guest.output import final_line, make_console, setup_logging, stage_lines
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import SchemaProblem
 from metaboot.guest.sources import detect
 from metaboot.guest.sources.base import InstanceData
@@ -41,7 +39,11 @@ from metaboot.guest.state import State
 from metaboot.guest.status import StageRecorder, StatusStore
 from metaboot.guest.system import Root
 
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from metaboot.guest.catalog import ModuleRegistry
     from metaboot.guest.userdata import Script
 
 log = logging.getLogger("metaboot.agent")
@@ -66,7 +68,7 @@ class Runner:
         self.root = options.root
         self.state = State(self.root)
         self.status = StatusStore(self.root)
-        self.agent = agent_config.load(self.root, options.config_file)
+        self.agent = agent_config.load(self.root, options.config_file, remember=True)
         self.catalog = Catalog(self.agent.cfg, options.registry)
         self.instance: InstanceData | None = None
         self.new_instance = False
@@ -103,6 +105,8 @@ class Runner:
                 log.exception("stage %s crashed", stage.value)
                 recorder.error(f"internal error: {type(err).__name__}: {err}")
             finally:
+                if stage == stages[-1]:
+                    self.sync_state(recorder)  # this process's semaphores, durable at once
                 recorder.finish()
             failed = failed or bool(recorder.data["errors"])
             self.print_stage(stage, recorder)
@@ -110,6 +114,13 @@ class Runner:
             self.status.write_result()
             self.print_final()
         return 1 if failed or self.agent.problems else 0
+
+    def sync_state(self, rec: StageRecorder) -> None:
+        try:
+            self.state.sync()
+        except OSError as err:
+            log.error("cannot sync the semaphores: %s", err)
+            rec.error(f"cannot make this stage's semaphores durable: {err}")
 
     def run_stage(self, stage: Stage, rec: StageRecorder) -> None:
         if stage == Stage.LOCAL:

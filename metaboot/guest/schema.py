@@ -10,12 +10,17 @@ string, got an integer (line 7)" which is what a person fixing user-data needs.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.errors import UserDataError
+from metaboot.guest import pyyaml
+from metaboot.guest.records import dataclass
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 PathT = tuple[str | int, ...]
 
@@ -229,19 +234,12 @@ def _check_array(
 # ---- YAML with line numbers ---------------------------------------------------------------
 
 
-def _loader() -> Any:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_yaml(text: str | bytes, what: str) -> Any:
     """Parse YAML safely; a syntax error becomes a UserDataError naming ``what``, the line and
     the column (1-based), and the parser's own explanation."""
-    import yaml
-
+    yaml = pyyaml.module()
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader, C or Python
+        return yaml.load(text, Loader=pyyaml.safe_loader())  # a safe loader, C or Python
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -254,14 +252,16 @@ def load_yaml(text: str | bytes, what: str) -> Any:
         raise UserDataError(f"{what}: invalid YAML: {err}") from None
 
 
+@functools.lru_cache(maxsize=4)
 def line_map(text: str | bytes, first_line: int = 1) -> dict[PathT, int]:
     """Map each key path of a YAML document to the line it starts on (for error messages).
 
-    Only called when there is something to report, so the normal path parses once."""
-    import yaml
-
+    Remembered per document (callers only read it): the runner asks where each top-level
+    key of a part came from, and composing the document again for every key cost more than
+    parsing it."""
+    yaml = pyyaml.module()
     try:
-        node = yaml.compose(text, Loader=_loader())
+        node = yaml.compose(text, Loader=pyyaml.safe_loader())
     except (yaml.YAMLError, ValueError, RecursionError):
         return {}
     lines: dict[PathT, int] = {}

@@ -10,16 +10,18 @@ chroot in another root — never on the host against someone else's tree.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.guest import layout, volatile
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 from metaboot.guest.userdata import Script
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 BOOTHOOK_TIMEOUT = 300.0
 
@@ -59,6 +61,8 @@ def command_refusal(root: Root, cfg: Mapping[str, Any]) -> str | None:
     shell = root.path("/bin/sh")
     if not (shell.exists() and os.access(shell, os.X_OK)):
         return f"{root.base} is not the live system and has no /bin/sh"
+    import shutil  # with bz2 and lzma: only when a command must run in a chroot
+
     if shutil.which("chroot") is None:
         return "chroot is not installed"
     return None

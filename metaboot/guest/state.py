@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
-from dataclasses import asdict, fields
-from typing import Any
 
 from metaboot.guest import layout, volatile
 from metaboot.guest.modules.base import Frequency
+from metaboot.guest.records import asdict, fields
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _FREQUENCY_ALIASES = {
     "always": Frequency.ALWAYS,
@@ -41,6 +45,7 @@ def parse_frequency(text: str) -> Frequency | None:
 class State:
     def __init__(self, root: Root) -> None:
         self.root = root
+        self._unsynced: set[str] = set()  # semaphore directories written since the last sync
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -80,10 +85,30 @@ class State:
         return path is not None and self.root.exists(path)
 
     def mark(self, name: str, frequency: Frequency, instance_id: str, result: str) -> None:
+        """Leave the semaphore (replaced atomically; made durable by :meth:`sync`).
+
+        A semaphore only says "done": it is written after the module's own files, which are
+        fsynced, and nothing reads what it holds. So it gets no fsync of its own — one per file
+        was half the fsyncs of a first boot — and :meth:`sync` makes every semaphore of a stage
+        durable at once. A crash before that can only make a module run again, as it would
+        had the crash come a moment earlier (cloud-init never syncs its semaphores at all)."""
         path = self._semaphore(name, frequency, instance_id)
         if path is not None:
             record = {"time": time.time(), "result": result}
-            self.root.write_file(path, json.dumps(record) + "\n", mode=0o600)
+            volatile.write(self.root, path, json.dumps(record) + "\n", 0o600)
+            self._unsynced.add(path.rsplit("/", 1)[0])
+
+    def sync(self) -> None:
+        """Make the semaphores written since the last call durable: one fsync per directory
+        commits their names (a file whose content did not reach the disk still exists, which
+        is all a semaphore has to say)."""
+        for directory in sorted(self._unsynced):
+            fd = os.open(self.root.path(directory), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._unsynced.clear()
 
     # ---- the instance found this boot (shared by the stage processes) ------------------
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.guest import layout, volatile
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 STAGES = ("local", "network", "config", "final")
 STATUS_VERSION = 1

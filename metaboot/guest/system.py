@@ -9,14 +9,43 @@ rename) and always set mode and ownership explicitly.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 _MAX_SYMLINKS = 40
+# lstat errors that mean "not a symlink here" (pathlib's is_symlink() answers False for them).
+_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _exists(host_path: str) -> bool:
+    """``Path.exists()`` without a Path: follows symlinks; a permission error still raises."""
+    try:
+        os.stat(host_path)
+    except OSError as err:
+        if err.errno not in _NOT_THERE:
+            raise
+        return False
+    return True
+
+
+def temporary_file(target: str | os.PathLike[str]) -> tuple[int, str]:
+    """A new, private (0600) file beside ``target`` to be renamed over it: what
+    ``tempfile.mkstemp(prefix=".NAME.", dir=...)`` gives, without importing tempfile (and with
+    it shutil, random and the compression modules) on every boot. The name is unguessable and
+    the file is created with O_EXCL|O_NOFOLLOW, so nothing planted in the directory is used."""
+    directory, name = os.path.split(os.fspath(target))
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        candidate = os.path.join(directory, f".{name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(candidate, flags, 0o600), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no usable temporary file name", directory)
 
 
 class Root:
@@ -24,6 +53,7 @@ class Root:
 
     def __init__(self, base: str | os.PathLike[str] = "/") -> None:
         self.base = Path(os.path.abspath(os.fspath(base)))
+        self._prefix = "" if str(self.base) == "/" else str(self.base)
 
     def __repr__(self) -> str:
         return f"Root({str(self.base)!r})"
@@ -42,29 +72,50 @@ class Root:
         want the file a symlink names, writes replace the link itself), so a link to ``/etc/x``
         in an image resolves to the image's ``/etc/x``, never the host's.
         """
-        parts = [p for p in PurePosixPath("/", os.fspath(guest_path)).parts[1:] if p != "."]
+        return Path(self._resolve(os.fspath(guest_path), follow))
+
+    def _resolve(self, guest_path: str, follow: bool) -> str:
+        # Plain strings and one lstat per component: the agent maps a few hundred paths per
+        # boot, and building a pathlib object per component cost more than the system calls.
+        parts = [p for p in guest_path.split("/") if p and p != "."]
+        parts.reverse()  # a stack: the next component is at the end
+        prefix = self._prefix
         resolved: list[str] = []
+        missing = 0  # >0: resolved[missing - 1] does not exist, so nothing below it can be a link
         hops = 0
         while parts:
-            part = parts.pop(0)
+            part = parts.pop()
             if part == "..":
                 if resolved:
                     resolved.pop()
+                if len(resolved) < missing:
+                    missing = 0
                 continue
-            candidate = self.base.joinpath(*resolved, part)
-            if (parts or follow) and candidate.is_symlink():
-                hops += 1
-                if hops > _MAX_SYMLINKS:
-                    raise OSError(f"too many levels of symbolic links in {guest_path}")
-                target = os.readlink(candidate)
-                new = [p for p in PurePosixPath(target).parts if p not in ("", ".")]
-                if target.startswith("/"):
-                    resolved = []
-                    new = new[1:]
-                parts = new + parts
-                continue
+            if (parts or follow) and not missing:
+                candidate = prefix + "/" + "/".join((*resolved, part))
+                try:
+                    is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+                except OSError as err:
+                    if err.errno not in _NOT_THERE:
+                        raise
+                    is_link = False
+                    if err.errno in (errno.ENOENT, errno.ENOTDIR):
+                        missing = len(resolved) + 1
+                if is_link:
+                    hops += 1
+                    if hops > _MAX_SYMLINKS:
+                        raise OSError(f"too many levels of symbolic links in {guest_path}")
+                    target = os.readlink(candidate)
+                    if target.startswith("/"):
+                        resolved = []
+                        missing = 0
+                    new = [p for p in target.split("/") if p and p != "."]
+                    parts.extend(reversed(new))
+                    continue
             resolved.append(part)
-        return self.base.joinpath(*resolved)
+        if not resolved:
+            return prefix or "/"
+        return prefix + "/" + "/".join(resolved)
 
     def exists(self, guest_path: str) -> bool:
         return self.path(guest_path, follow=True).exists()
@@ -139,17 +190,28 @@ class Root:
         group: str | int | None = None,
     ) -> Path:
         """Create a directory and its missing parents; mode/owner apply to created ones."""
-        target = self.path(guest_path)
-        missing: list[Path] = []
-        probe = target
-        while not probe.exists() and probe != self.base:
+        target = self._resolve(guest_path, False)
+        self.makedirs_host(target, mode, owner, group)
+        return Path(target)
+
+    def makedirs_host(
+        self,
+        host_dir: str,
+        mode: int = 0o755,
+        owner: str | int | None = None,
+        group: str | int | None = None,
+    ) -> None:
+        """``makedirs`` for a host path already mapped by :meth:`path` (saves mapping twice)."""
+        missing: list[str] = []
+        probe = host_dir
+        top = self._prefix or "/"
+        while probe != top and not _exists(probe):
             missing.append(probe)
-            probe = probe.parent
+            probe = os.path.dirname(probe)
         for directory in reversed(missing):
-            directory.mkdir(mode=mode)
+            os.mkdir(directory, mode)
             os.chmod(directory, mode)
-            self._chown(directory, owner, group)
-        return target
+            self._chown(Path(directory), owner, group)
 
     def write_file(
         self,
@@ -163,7 +225,7 @@ class Root:
         """Write a file atomically; ``mode=None`` keeps an existing file's mode (else 0644)."""
         data = content.encode("utf-8") if isinstance(content, str) else content
         target = self.path(guest_path)
-        self.makedirs(str(PurePosixPath(os.fspath(guest_path)).parent))
+        self.makedirs_host(os.path.dirname(target))
         existing: os.stat_result | None
         try:
             existing = os.lstat(target)
@@ -173,7 +235,7 @@ class Root:
             data = target.read_bytes() + data
         if mode is None:
             mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        fd, tmp = temporary_file(target)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -15,12 +15,15 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import merging
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import load_yaml
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 

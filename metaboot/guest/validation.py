@@ -7,10 +7,13 @@ module reads) and by ``metaboot schema`` (which reports the same findings before
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from metaboot.guest.modules.base import Module
 from metaboot.guest.schema import SchemaProblem, validate
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Keys the agent itself consumes from cloud-config; never "unknown".
 AGENT_KEYS = frozenset(

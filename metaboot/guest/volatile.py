@@ -9,18 +9,16 @@ They are still replaced atomically, so a reader never sees half a file.
 from __future__ import annotations
 
 import os
-import posixpath
-import tempfile
 from pathlib import Path
 
-from metaboot.guest.system import Root
+from metaboot.guest.system import Root, temporary_file
 
 
 def write(root: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> Path:
     data = content.encode("utf-8") if isinstance(content, str) else content
-    root.makedirs(posixpath.dirname(guest_path))
     target = root.path(guest_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    root.makedirs_host(os.path.dirname(target))
+    fd, tmp = temporary_file(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

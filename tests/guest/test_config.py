@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+
+import pytest
 
 from metaboot.guest import config
 from metaboot.guest.system import Root
@@ -123,3 +126,42 @@ def test_cloud_init_style_file_is_read_unchanged(tmp_path: Path) -> None:
     assert loaded.problems == []
     assert loaded.cfg["system_info"]["default_user"]["name"] == "debian"
     assert "users-groups" in loaded.cfg["cloud_init_modules"]
+
+
+def test_a_later_stage_takes_the_merged_config_from_run_while_files_are_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Root(tmp_path)
+    write(root, "/etc/metaboot/agent.yaml", "disable_root: false\n")
+    write(root, "/etc/metaboot/agent.d/10-x.yaml", "datasource_list: [OpenStack]\n")
+    first = config.load(root, remember=True)
+    cache = root.path("/run/metaboot/agent-config.json")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+    def no_parsing(*args: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(config, "parse", no_parsing)
+    again = config.load(root, remember=True)
+    assert (again.cfg, again.files, again.problems) == (first.cfg, first.files, first.problems)
+    monkeypatch.undo()
+
+    # Any change to the files read — content, a new drop-in, one removed — is seen.
+    write(root, "/etc/metaboot/agent.yaml", "disable_root: true\n")
+    assert config.load(root, remember=True).cfg["disable_root"] is True
+    write(root, "/etc/metaboot/agent.d/20-y.yaml", "ssh_pwauth: true\n")
+    assert config.load(root, remember=True).cfg["ssh_pwauth"] is True
+    root.remove("/etc/metaboot/agent.d/20-y.yaml")
+    assert "ssh_pwauth" not in config.load(root, remember=True).cfg
+    # Without remember (metaboot schema), nothing is read from or written to /run.
+    cache.unlink()
+    config.load(root)
+    assert not cache.exists()
+
+
+def test_a_config_json_cannot_hold_is_parsed_each_time(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    write(root, "/etc/metaboot/agent.yaml", "system_info:\n  built: 2024-01-02\n")
+    loaded = config.load(root, remember=True)
+    assert str(loaded.cfg["system_info"]["built"]) == "2024-01-02"
+    assert not root.exists("/run/metaboot/agent-config.json")

@@ -66,6 +66,7 @@ def test_prepare_installs_package_launcher_units_and_config(
     pkg = root / SITE / "metaboot"
     assert (pkg / "cli.py").is_file() and (pkg / "guest/image.py").is_file()
     assert (pkg / "guest/units/metaboot-local.service").is_file()
+    assert (pkg / "diskfs/iso9660.py").is_file()  # config drives read without a mount
     # The server side stays out of the image.
     for server_part in ("service", "registry", "proxy", "drive"):
         assert not (pkg / server_part).exists()
@@ -73,7 +74,9 @@ def test_prepare_installs_package_launcher_units_and_config(
 
     launcher = root / "usr/bin/metaboot"
     assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
-    assert launcher.read_text().startswith("#!/usr/bin/python3 -I\n")
+    text = launcher.read_text()
+    assert text.startswith("#!/usr/bin/python3 -IS\n")  # no environment, no site scan
+    assert "sys.path.append('/usr/lib/python3/dist-packages')" in text
 
     cfg = yaml.safe_load((root / "etc/metaboot/agent.yaml").read_text())
     assert cfg == {

@@ -62,3 +62,83 @@ def test_identities_come_from_the_roots_own_files(tree: Path) -> None:
     assert root.home_of("alice") == "/home/alice"
     with pytest.raises(KeyError, match="no user 'bob'"):
         root.uid_of("bob")
+
+
+def reference_path(base: Path, guest_path: str, follow: bool = False) -> Path:
+    """The mapping as the agent first wrote it, with pathlib: the yardstick for Root.path."""
+    from pathlib import PurePosixPath
+
+    parts = [p for p in PurePosixPath("/", guest_path).parts[1:] if p != "."]
+    resolved: list[str] = []
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = base.joinpath(*resolved, part)
+        if (parts or follow) and candidate.is_symlink():
+            target = os.readlink(candidate)
+            new = [p for p in PurePosixPath(target).parts if p not in ("", ".")]
+            if target.startswith("/"):
+                resolved = []
+                new = new[1:]
+            parts = new + parts
+            continue
+        resolved.append(part)
+    return base.joinpath(*resolved)
+
+
+def test_path_mapping_matches_the_pathlib_reference(tree: Path) -> None:
+    (tree / "etc/ssh").mkdir()
+    (tree / "file").write_text("x")
+    os.symlink("../etc/ssh", tree / "etc/relative")  # relative, climbing
+    os.symlink("/nowhere/at/all", tree / "dangling")
+    os.symlink("ssh/../ssh/./", tree / "etc/dotted")
+    os.symlink("loop-b", tree / "loop-a")
+    os.symlink("loop-a", tree / "loop-b")
+    paths = [
+        "/",
+        "",
+        ".",
+        "//etc//hostname",
+        "/etc/./hostname/",
+        "/conf/hostname",
+        "/conf/../conf/hostname",
+        "/etc/relative/sshd_config",
+        "/etc/dotted/x",
+        "/missing/dir/../../conf/hostname",  # back out of a missing directory into a link
+        "/missing/../conf/name-link",
+        "/file/below/a/file",
+        "/dangling/x",
+        "/dangling",
+        "/etc/escape",
+        "../../../etc/hostname",
+        "relative/etc",
+    ]
+    root = Root(tree)
+    for guest in paths:
+        for follow in (False, True):
+            assert root.path(guest, follow=follow) == reference_path(tree, guest, follow), guest
+    with pytest.raises(OSError, match="too many levels"):
+        root.path("/loop-a/x")
+    assert Root("/").path("/etc//hostname") == Path("/etc/hostname")
+    assert Root("/").path("/") == Path("/")
+
+
+def test_temporary_files_are_private_unique_and_refuse_planted_links(tmp_path: Path) -> None:
+    from metaboot.guest.system import temporary_file
+
+    target = tmp_path / "motd"
+    names = set()
+    for _ in range(20):
+        fd, name = temporary_file(target)
+        os.close(fd)
+        assert os.path.dirname(name) == str(tmp_path)
+        assert os.path.basename(name).startswith(".motd.")
+        assert stat.S_IMODE(os.lstat(name).st_mode) == 0o600
+        names.add(name)
+    assert len(names) == 20
+    root = Root(tmp_path)
+    root.write_file("/motd", "hello\n")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".motd.")) == ["motd"]

@@ -7,6 +7,8 @@ invalid settings, unknown keys, a broken agent config, stages in separate proces
 from __future__ import annotations
 
 import json
+import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -419,3 +421,31 @@ def test_a_new_boot_never_reuses_what_an_earlier_boot_found(tmp_path: Path) -> N
     assert code == 1
     assert status(root)["source"] is None
     assert "no instance data found" in summarize(status(root)).errors[0]
+
+
+def test_semaphores_are_written_for_each_frequency_and_synced_per_process(tmp_path: Path) -> None:
+    """Semaphores are replaced atomically without an fsync each; State.sync commits every
+    directory written since the last call, and the runner calls it before it exits."""
+    from metaboot.guest.state import State
+
+    root = make_root(tmp_path)
+    state = State(root)
+    state.mark("users-groups", Frequency.INSTANCE, "i-1", "changed")
+    state.mark("scripts_per_once", Frequency.ONCE, "i-1", "ok")
+    state.mark("bootcmd", Frequency.ALWAYS, "i-1", "ok")  # every boot: leaves nothing
+    assert state.has_run("users_groups", Frequency.INSTANCE, "i-1")
+    assert state.has_run("scripts_per_once", Frequency.ONCE, "i-2")
+    assert not state.has_run("bootcmd", Frequency.ALWAYS, "i-1")
+    assert len(state._unsynced) == 2
+    state.sync()
+    assert state._unsynced == set()
+    sem = root.path("/var/lib/metaboot/instances/i-1/sem/users_groups")
+    assert json.loads(sem.read_text())["result"] == "changed"
+    assert stat.S_IMODE(sem.stat().st_mode) == 0o600
+    assert [p.name for p in sem.parent.iterdir()] == ["users_groups"]  # no temporary left
+
+    # A directory that vanished before the sync is an error the runner reports, not a crash.
+    state.mark("ssh", Frequency.INSTANCE, "i-3", "ok")
+    shutil.rmtree(root.path("/var/lib/metaboot/instances/i-3"))
+    with pytest.raises(FileNotFoundError):
+        state.sync()

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.base import Frequency, Module, Stage
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # cloud-init name -> file in this package
 _FILES: dict[str, str] = {

@@ -7,9 +7,12 @@ a wrong type fails the one module that reads it with a message, never a tracebac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _type_name(value: object) -> str:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_bool, get_str, get_str_list
 from metaboot.guest.modules.base import ModuleContext
 from metaboot.guest.os.hostnames import check_hostname
+from metaboot.guest.records import dataclass
 from metaboot.guest.sources.base import InstanceData
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA: dict[str, Any] = {
     "hostname": {"type": "string"},

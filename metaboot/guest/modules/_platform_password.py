@@ -8,10 +8,10 @@ instance password ID --private-key FILE`` decrypt it with the key pair's private
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
 
 from metaboot.errors import ConfigError, MetabootError
 
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     import urllib.request
 

@@ -8,7 +8,9 @@ than making the whole module invalid: unknown keys are never fatal.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMAND_LIST: dict[str, Any] = {
     "type": "array",

@@ -11,12 +11,15 @@ import os
 import shlex
 import stat
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.base import ModuleContext
 from metaboot.guest.os.commands import CommandFailed, CommandRunner, policy_from
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def shellify(items: Any, key: str) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.guest.modules._cfg import get_str
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 DISABLE_ROOT_OPTS = (
     "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,"

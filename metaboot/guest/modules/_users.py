@@ -8,10 +8,13 @@ they all become one list of :class:`UserEntry` here, so the modules deal with on
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.errors import ConfigError
+from metaboot.guest.records import dataclass
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 USER_KEYS = frozenset(
     {

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import unknown_keys
@@ -17,6 +15,11 @@ from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for, shellify
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import power
+from metaboot.guest.records import dataclass
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _KNOWN = {"mode", "delay", "message", "timeout", "condition"}
 

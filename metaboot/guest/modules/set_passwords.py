@@ -9,8 +9,6 @@ change them at first login.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules import _platform_password
@@ -21,6 +19,11 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, services, sshd
 from metaboot.guest.os.keycrypt import encrypt_to_ssh_key
 from metaboot.guest.os.passwords import hash_password, looks_hashed, random_password
+from metaboot.guest.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -100,31 +103,32 @@ def plan(cfg: Mapping[str, Any], warn: Any = lambda _m: None) -> PasswordPlan:
 
 def apply_passwords(ctx: ModuleContext, wanted: PasswordPlan, expire: bool) -> list[str]:
     errors: list[str] = []
-    missing = [
-        u for u in {**wanted.hashed, **wanted.clear} if not accounts.user_exists(ctx.root, u)
-    ]
-    for user in missing:
-        errors.append(f"user {user} does not exist; password not set")
-    pairs = [(u, h) for u, h in wanted.hashed.items() if u not in missing]
-    pairs += [(u, hash_password(p)) for u, p in wanted.clear.items() if u not in missing]
-    if not pairs:
-        return errors
-    try:
-        accounts.set_password_hashes(ctx.root, pairs)
-    except MetabootError as err:
-        return [*errors, str(err)]
-    ctx.report.changed(f"set the password of {', '.join(u for u, _ in pairs)}")
+    with accounts.batch(ctx.root) as acc:
+        missing = [u for u in {**wanted.hashed, **wanted.clear} if not acc.user_exists(u)]
+        for user in missing:
+            errors.append(f"user {user} does not exist; password not set")
+        pairs = [(u, h) for u, h in wanted.hashed.items() if u not in missing]
+        pairs += [(u, hash_password(p)) for u, p in wanted.clear.items() if u not in missing]
+        if not pairs:
+            return errors
+        try:
+            acc.set_password_hashes(pairs)
+        except MetabootError as err:
+            return [*errors, str(err)]
+        ctx.report.changed(f"set the password of {', '.join(u for u, _ in pairs)}")
+        if expire:
+            for user, _ in pairs:
+                try:
+                    acc.expire_password(user)
+                except MetabootError as err:
+                    errors.append(str(err))
+            users = ", ".join(u for u, _ in pairs)
+            ctx.report.changed(f"passwords expire at first login for {users}")
+    # Shown once the passwords are on disk.
     shown = [f"{u}:{wanted.clear[u]}" for u in wanted.random if u not in missing]
     if shown:
         ctx.console("Set the following 'random' passwords\n" + "\n".join(shown) + "\n")
         ctx.report.changed(f"random password(s) shown on the console for {len(shown)} user(s)")
-    if expire:
-        for user, _ in pairs:
-            try:
-                accounts.expire_password(ctx.root, user)
-            except MetabootError as err:
-                errors.append(str(err))
-        ctx.report.changed(f"passwords expire at first login for {', '.join(u for u, _ in pairs)}")
     return errors
 
 

@@ -10,13 +10,17 @@
 
 from __future__ import annotations
 
-from metaboot.errors import ConfigError
+from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules._cfg import get_bool, get_mapping, get_str_list
 from metaboot.guest.modules._schemas import top
 from metaboot.guest.modules._ssh import disable_user_options
 from metaboot.guest.modules._users import default_user_name
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, hostnames, sshd
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_KEY_TYPES = ["rsa", "ecdsa", "ed25519"]
 KEY_NAMES = frozenset(
@@ -26,7 +30,9 @@ KEY_NAMES = frozenset(
 )
 
 
-def host_keys(ctx: ModuleContext) -> None:
+def host_keys(ctx: ModuleContext) -> Callable[[], None]:
+    """Replace the image's host keys; ssh-keygen runs while the caller goes on, and the
+    function returned waits for it and reports."""
     if get_bool(ctx.cfg, "ssh_deletekeys", True):
         removed = sshd.delete_host_keys(ctx.root)
         if removed:
@@ -43,12 +49,17 @@ def host_keys(ctx: ModuleContext) -> None:
         if certs:
             change = sshd.set_options(ctx.root, {"HostCertificate": certs})
             ctx.report.changed(f"HostCertificate set in {change.path}")
-        return
+        return lambda: None
     types = get_str_list(ctx.cfg, "ssh_genkeytypes", DEFAULT_KEY_TYPES)
     comment = f"root@{hostnames.current_hostname(ctx.root) or 'localhost'}"
-    made = sshd.generate_host_keys(ctx.root, types, comment)
-    if made:
-        ctx.report.changed(f"generated host keys: {', '.join(made)}")
+    pending = sshd.start_host_keys(ctx.root, types, comment)
+
+    def finish() -> None:
+        made = pending()
+        if made:
+            ctx.report.changed(f"generated host keys: {', '.join(made)}")
+
+    return finish
 
 
 def authorized_keys(ctx: ModuleContext) -> None:
@@ -84,8 +95,20 @@ def handle(ctx: ModuleContext) -> None:
     publish = get_mapping(ctx.cfg, "ssh_publish_hostkeys")
     if publish.get("enabled") is True:
         ctx.report.warn("ssh_publish_hostkeys: publishing host keys is not supported; ignored")
-    host_keys(ctx)
-    authorized_keys(ctx)
+    finish = host_keys(ctx)
+    # The keys of the users are written while ssh-keygen works (RSA takes a while).
+    problems: list[str] = []
+    try:
+        authorized_keys(ctx)
+    except MetabootError as err:
+        problems.append(str(err))
+    finally:
+        try:
+            finish()
+        except MetabootError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 MODULE = Module(

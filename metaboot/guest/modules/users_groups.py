@@ -9,7 +9,6 @@ others; the module reports every failure at the end.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules import _users
@@ -18,6 +17,10 @@ from metaboot.guest.modules._ssh import disable_user_options
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, sshd, sudoers
 from metaboot.guest.os.passwords import hash_password, looks_hashed
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
@@ -38,55 +41,56 @@ def _text(config: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def create_groups(ctx: ModuleContext) -> list[str]:
+def create_groups(ctx: ModuleContext, acc: accounts.Accounts) -> list[str]:
     failures: list[str] = []
     for group, members in _users.normalize_groups(ctx.cfg.get("groups")).items():
         try:
-            if accounts.group_exists(ctx.root, group):
+            if acc.group_exists(group):
                 ctx.report.changed(f"group {group} already exists")
             else:
-                accounts.add_group(ctx.root, group)
+                acc.add_group(group)
                 ctx.report.changed(f"created group {group}")
             for member in members:
-                if not accounts.user_exists(ctx.root, member):
+                if not acc.user_exists(member):
                     ctx.report.warn(f"groups.{group}: user {member} does not exist; not added")
-                elif member not in accounts.group_members(ctx.root, group):
-                    accounts.add_to_groups(ctx.root, member, [group])
+                elif member not in acc.group_members(group):
+                    acc.add_to_groups(member, [group])
                     ctx.report.changed(f"added {member} to group {group}")
         except MetabootError as err:
             failures.append(str(err))
     return failures
 
 
-def _new_user(ctx: ModuleContext, name: str, config: Mapping[str, Any], where: str) -> None:
+def _new_user(
+    ctx: ModuleContext, acc: accounts.Accounts, name: str, config: Mapping[str, Any], where: str
+) -> None:
     groups = _users.group_list(config.get("groups"), where)
     primary = _text(config, "primary_group", where)
     if _flag(config, "create_groups", True, where):
         for group in groups:
-            if not accounts.group_exists(ctx.root, group):
-                accounts.add_group(ctx.root, group)
+            if not acc.group_exists(group):
+                acc.add_group(group)
                 ctx.report.changed(f"created group {group} for {name}")
     else:
-        missing = [g for g in groups if not accounts.group_exists(ctx.root, g)]
+        missing = [g for g in groups if not acc.group_exists(g)]
         if missing:
             ctx.report.warn(
                 f"{where}: groups {', '.join(missing)} do not exist (create_groups false)"
             )
             groups = [g for g in groups if g not in missing]
     no_user_group = _flag(config, "no_user_group", False, where)
-    if primary and not accounts.group_exists(ctx.root, primary):
+    if primary and not acc.group_exists(primary):
         if primary == name and not no_user_group:
             primary = None  # useradd creates the user's own group itself
         else:
-            accounts.add_group(ctx.root, primary)
+            acc.add_group(primary)
             ctx.report.changed(f"created group {primary} for {name}")
     uid = config.get("uid")
     if uid is not None and not (isinstance(uid, int) or (isinstance(uid, str) and uid.isdigit())):
         raise ConfigError(f"{where}.uid: expected a number, got {uid!r}")
     if isinstance(uid, bool):
         raise ConfigError(f"{where}.uid: expected a number, got {uid!r}")
-    accounts.add_user(
-        ctx.root,
+    acc.add_user(
         accounts.NewUser(
             name=name,
             gecos=_text(config, "gecos", where),
@@ -111,7 +115,7 @@ def _new_user(ctx: ModuleContext, name: str, config: Mapping[str, Any], where: s
                 f"{where}.passwd: expected a crypt hash (e.g. from 'mkpasswd -m sha-512'); "
                 "use plain_text_passwd for a clear-text password"
             )
-        accounts.set_password_hashes(ctx.root, [(name, passwd)])
+        acc.set_password_hashes([(name, passwd)])
 
 
 def _sudo_rules(value: Any, where: str) -> list[str]:
@@ -124,27 +128,36 @@ def _sudo_rules(value: Any, where: str) -> list[str]:
     raise ConfigError(f"{where}.sudo: expected a sudo rule or a list of rules, got {value!r}")
 
 
-def configure_user(ctx: ModuleContext, entry: _users.UserEntry, where: str) -> None:
+def configure_account(
+    ctx: ModuleContext, acc: accounts.Accounts, entry: _users.UserEntry, where: str
+) -> None:
+    """The account itself: created if new, its password set and locked as configured."""
     name = accounts.check_name(entry.name)
     config = entry.config
-    if accounts.user_exists(ctx.root, name):
+    if acc.user_exists(name):
         ctx.report.changed(f"user {name} already exists; not re-created")
     else:
-        _new_user(ctx, name, config, where)
+        _new_user(ctx, acc, name, config, where)
     hashed = _text(config, "hashed_passwd", where)
     plain = _text(config, "plain_text_passwd", where)
     if hashed:
-        accounts.set_password_hashes(ctx.root, [(name, hashed)])
+        acc.set_password_hashes([(name, hashed)])
         ctx.report.changed(f"set the password of {name} (hash)")
     if plain:
-        accounts.set_password_hashes(ctx.root, [(name, hash_password(plain))])
+        acc.set_password_hashes([(name, hash_password(plain))])
         ctx.report.changed(f"set the password of {name}")
     if _flag(config, "lock_passwd", True, where):
-        # A new account without a password is already locked ("!"): one tool run saved.
-        current = accounts.shadow_password(ctx.root, name) or ""
+        # A new account without a password is already locked ("!"): nothing to change.
+        current = acc.shadow_password(name) or ""
         if not current.startswith("!"):
-            accounts.lock_password(ctx.root, name)
+            acc.lock_password(name)
         ctx.report.changed(f"password login disabled for {name}")
+
+
+def configure_access(ctx: ModuleContext, entry: _users.UserEntry, where: str) -> None:
+    """sudo rules and SSH keys, once the account is on disk (they are owned by it)."""
+    name = entry.name
+    config = entry.config
     if config.get("sudo") is False:
         ctx.report.warn(f"{where}.sudo: false is deprecated; leave sudo out or use null")
     rules = _sudo_rules(config.get("sudo"), where)
@@ -180,10 +193,20 @@ def _install(ctx: ModuleContext, name: str, keys: list[str], options: str | None
 
 
 def handle(ctx: ModuleContext) -> None:
-    failures = create_groups(ctx)
-    for index, entry in enumerate(_users.normalize_users(ctx.cfg, ctx.report.warn)):
+    # Every group and account first, written in one go; then what needs the accounts on disk.
+    done: list[tuple[_users.UserEntry, str]] = []
+    with accounts.batch(ctx.root) as acc:
+        failures = create_groups(ctx, acc)
+        for index, entry in enumerate(_users.normalize_users(ctx.cfg, ctx.report.warn)):
+            where = f"users[{index}] ({entry.name})"
+            try:
+                configure_account(ctx, acc, entry, where)
+                done.append((entry, where))
+            except (MetabootError, KeyError, OSError) as err:
+                failures.append(str(err))
+    for entry, where in done:
         try:
-            configure_user(ctx, entry, f"users[{index}] ({entry.name})")
+            configure_access(ctx, entry, where)
         except (MetabootError, KeyError, OSError) as err:
             failures.append(str(err))
     if failures:

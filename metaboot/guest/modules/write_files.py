@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.modules._schemas import WRITE_FILES, top
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os.files import gunzip_bounded
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Nova limits user-data to 64 KiB; anything expanding past this is a bomb, not a file.
 MAX_DECODED_BYTES = 64 * 1024 * 1024

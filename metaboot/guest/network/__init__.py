@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from metaboot.guest.network import manifest, nics, renderers
 from metaboot.guest.network.model import Network, Problems
-from metaboot.guest.network.nocloud import parse_network_config
-from metaboot.guest.network.openstack import parse_network_data
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["NetworkReport", "configure", "select_source"]
 
@@ -50,16 +51,23 @@ def select_source(
 ) -> tuple[str | None, Network | None, list[str]]:
     """The document to use, as cloud-init orders them: a ``network:`` config (v1/v2) in the
     agent's own configuration, then network_data.json, then NoCloud network-config."""
+    # Each parser is imported only for the document it reads.
     own = cfg.get("network")
     if isinstance(own, Mapping) and own.get("version") is not None:
+        from metaboot.guest.network.nocloud import parse_network_config
+
         model, problems = parse_network_config(dict(own))
         return "agent config network:", model, problems
     if network_data:
+        from metaboot.guest.network.openstack import parse_network_data
+
         model, problems = parse_network_data(network_data)
         if network_config:
             problems.append("network-config: ignored, network_data.json takes precedence")
         return "network_data.json", model, problems
     if network_config:
+        from metaboot.guest.network.nocloud import parse_network_config
+
         model, problems = parse_network_config(network_config)
         return "network-config", model, problems
     return None, None, []

@@ -6,7 +6,7 @@ looks up its own spelling here, so adding an option is one row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from metaboot.guest.records import dataclass
 
 MODES = (
     "balance-rr",

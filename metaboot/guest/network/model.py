@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+
+from metaboot.guest.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Kind = Literal["physical", "bond", "vlan"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-Kind = Literal["physical", "bond", "vlan"]
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 IFNAMSIZ = 15  # longest interface name the kernel accepts (16 bytes with the NUL)
@@ -260,7 +264,7 @@ def prune(network: Network, problems: Problems, where: str = "network") -> Netwo
 
 
 def _replace_bond(iface: Interface, members: tuple[str, ...]) -> Interface:
-    from dataclasses import replace
+    from metaboot.guest.records import replace
 
     assert iface.bond is not None
     return replace(iface, bond=replace(iface.bond, members=members))

@@ -8,7 +8,6 @@ one configured. When nothing matches, :func:`fallback` keeps the VM reachable wi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
 from metaboot.guest.network.model import (
     IFNAMSIZ,
@@ -19,6 +18,7 @@ from metaboot.guest.network.model import (
     normalise_mac,
     prune,
 )
+from metaboot.guest.records import dataclass, replace
 from metaboot.guest.system import Root
 
 SYS_NET = "/sys/class/net"

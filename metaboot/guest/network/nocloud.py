@@ -7,9 +7,6 @@ physical device with a MAC is bound by that MAC, one without by its name.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 from metaboot.guest.network import bonding
 from metaboot.guest.network.model import (
     Bond,
@@ -28,6 +25,11 @@ from metaboot.guest.network.model import (
     prune,
     valid_ifname,
 )
+from metaboot.guest.records import replace
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 SOURCE = "network-config"
 

@@ -7,9 +7,6 @@ by its position and id and left out; the rest is kept.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 from metaboot.guest.network import bonding
 from metaboot.guest.network.model import (
     Bond,
@@ -27,6 +24,11 @@ from metaboot.guest.network.model import (
     prune,
     valid_ifname,
 )
+from metaboot.guest.records import replace
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Link types that are a NIC in the guest (nova's LEGACY_EXPOSED_VIF_TYPES, "phy", and the
 # extra ones cloud-init accepts).

@@ -1,20 +1,39 @@
-"""Users, groups and their passwords, changed with shadow-utils aimed at the root.
+"""Users, groups and their passwords, changed as shadow-utils changes them, in the root.
 
-``useradd``, ``groupadd``, ``usermod``, ``chpasswd`` and ``chage`` all take ``--root DIR``: they
-chroot into DIR themselves and use its ``login.defs``, ``skel`` and account files, so passwd,
-shadow, group and gshadow stay consistent (locks, backups, next free id) exactly as on a live
-system. Nothing secret is ever put on a command line: hashes reach ``chpasswd -e`` on stdin.
+Two ways, one result. :mod:`metaboot.guest.os.shadowfiles` edits passwd, shadow, group,
+gshadow, subuid and subgid itself — shadow-utils' locks, backups, ID choices and home
+skeleton, every change of a batch written once — wherever it reproduces the tools exactly
+(a standard Debian or Ubuntu image). Everything else goes to ``useradd``, ``groupadd``,
+``usermod``, ``chpasswd`` and ``chage`` with ``--root DIR``: they chroot into DIR and use its
+``login.defs``, ``skel`` and account files. Nothing secret is ever put on a command line:
+hashes reach ``chpasswd -e`` on stdin.
+
+:func:`batch` groups changes (``users_groups`` makes all its users in one); the module-level
+functions change one thing each.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from metaboot.errors import ConfigError
-from metaboot.guest.os.tools import run_tool
+from metaboot.guest.os.tools import ToolError, run_tool
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from metaboot.guest.os.shadowfiles import AccountFiles
+
+# The editor is used wherever it applies; tests switch it off to hold both ways to the same
+# assertions (tests/guest/os/test_os_accounts.py, tests/guest/modules/test_module_users.py).
+USE_EDITOR = True
+log = logging.getLogger("metaboot.accounts")
 
 # Conservative enough that nothing can be mistaken for an option or break a colon-separated file;
 # useradd applies the distribution's own, possibly stricter, rule after this.
@@ -57,14 +76,6 @@ def shadow_password(root: Root, name: str) -> str | None:
         if row[0] == name and len(row) > 1:
             return row[1]
     return None
-
-
-def add_group(root: Root, name: str, *, system: bool = False) -> None:
-    check_name(name, "group")
-    argv = ["groupadd", "--root", str(root.base)]
-    if system:
-        argv.append("--system")
-    run_tool(root, [*argv, name], purpose=f"create group {name}")
 
 
 @dataclass(frozen=True)
@@ -116,51 +127,200 @@ def useradd_argv(root: Root, user: NewUser) -> list[str]:
     return [*argv, "--", user.name]
 
 
-def add_user(root: Root, user: NewUser) -> None:
+def _check_user(user: NewUser) -> None:
     check_name(user.name)
     for group in (*user.groups, *([user.primary_group] if user.primary_group else [])):
         check_name(group, "group")
     if user.gecos and (":" in user.gecos or "\n" in user.gecos):
         raise ConfigError(f"user {user.name}: gecos cannot contain ':' or a newline")
-    run_tool(root, useradd_argv(root, user), purpose=f"create user {user.name}")
 
 
-def add_to_groups(root: Root, name: str, groups: Iterable[str]) -> None:
-    wanted = [check_name(g, "group") for g in groups]
-    if wanted:
-        argv = ["usermod", "--root", str(root.base), "--append", "--groups", ",".join(wanted)]
-        run_tool(root, [*argv, "--", name], purpose=f"add {name} to {', '.join(wanted)}")
-
-
-def set_password_hashes(root: Root, pairs: Sequence[tuple[str, str]]) -> None:
-    """Set crypt hashes for several users in one ``chpasswd -e`` (the pairs go through stdin)."""
-    if not pairs:
-        return
-    lines = []
+def _check_hashes(pairs: Sequence[tuple[str, str]]) -> None:
     for name, hashed in pairs:
         if ":" in hashed or "\n" in hashed:
             raise ConfigError(f"user {name}: a password hash cannot contain ':' or a newline")
-        lines.append(f"{check_name(name)}:{hashed}\n")
-    names = ", ".join(name for name, _ in pairs)
-    run_tool(
-        root,
-        ["chpasswd", "--root", str(root.base), "--encrypted"],
-        input="".join(lines).encode("utf-8"),
-        purpose=f"set the password of {names}",
-    )
+        check_name(name)
+
+
+class Accounts:
+    """A batch of account changes on a Root.
+
+    Through :mod:`~metaboot.guest.os.shadowfiles` they are made in memory under the account
+    files' locks and written by :meth:`commit`; a change the editor does not reproduce first
+    commits what is pending, then runs the tool. Reads see the pending changes."""
+
+    def __init__(self, root: Root, *, editor: bool | None = None) -> None:
+        self.root = root
+        self._use_editor = USE_EDITOR if editor is None else editor
+        self._files: AccountFiles | None = None
+        self.fallbacks: list[str] = []  # why a tool ran instead of the editor
+
+    # ---- the editor ------------------------------------------------------------------------
+
+    def _editor(self) -> AccountFiles | None:
+        if self._files is None and self._use_editor:
+            from metaboot.guest.os import shadowfiles
+
+            try:
+                self._files = shadowfiles.AccountFiles(self.root)
+            except shadowfiles.Unsupported as err:
+                self._use_editor = False  # this system is the tools' for the whole batch
+                self._fell_back(str(err))
+            except (shadowfiles.LockError, OSError) as err:
+                raise ToolError(f"cannot open the account files: {err}") from None
+        return self._files
+
+    def _fell_back(self, reason: str) -> None:
+        log.debug("accounts: using the system's tools (%s)", reason)
+        self.fallbacks.append(reason)
+        self.commit()
+
+    def commit(self) -> None:
+        """Write what is pending (nothing to do when the tools made the changes)."""
+        files, self._files = self._files, None
+        if files is None:
+            return
+        try:
+            warnings = files.commit()
+        except OSError as err:
+            raise ToolError(f"cannot write the account files: {err}") from None
+        for warning in warnings:
+            log.info("accounts: %s", warning)
+
+    def _edit(self, change: Callable[[AccountFiles], None]) -> bool:
+        """Make ``change`` with the editor; False when the tool must make it instead."""
+        files = self._editor()
+        if files is None:
+            return False
+        from metaboot.guest.os.shadowfiles import Unsupported
+
+        try:
+            change(files)
+        except Unsupported as err:
+            self._fell_back(str(err))
+            return False
+        return True
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def user_exists(self, name: str) -> bool:
+        if self._files is not None:
+            return self._files.user_exists(name)
+        return user_exists(self.root, name)
+
+    def group_exists(self, name: str) -> bool:
+        if self._files is not None:
+            return self._files.group_exists(name)
+        return group_exists(self.root, name)
+
+    def group_members(self, name: str) -> list[str]:
+        if self._files is not None:
+            return self._files.group_members(name)
+        return group_members(self.root, name)
+
+    def shadow_password(self, name: str) -> str | None:
+        if self._files is not None:
+            return self._files.shadow_password(name)
+        return shadow_password(self.root, name)
+
+    # ---- changes ---------------------------------------------------------------------------
+
+    def add_group(self, name: str, *, system: bool = False) -> None:
+        check_name(name, "group")
+        if self._edit(lambda f: f.add_group(name, system=system)):
+            return
+        argv = ["groupadd", "--root", str(self.root.base)]
+        if system:
+            argv.append("--system")
+        run_tool(self.root, [*argv, name], purpose=f"create group {name}")
+
+    def add_user(self, user: NewUser) -> None:
+        _check_user(user)
+        if self._edit(lambda f: f.add_user(user)):
+            return
+        run_tool(self.root, useradd_argv(self.root, user), purpose=f"create user {user.name}")
+
+    def add_to_groups(self, name: str, groups: Iterable[str]) -> None:
+        wanted = [check_name(g, "group") for g in groups]
+        if not wanted or self._edit(lambda f: f.add_to_groups(name, wanted)):
+            return
+        argv = ["usermod", "--root", str(self.root.base), "--append", "--groups", ",".join(wanted)]
+        run_tool(self.root, [*argv, "--", name], purpose=f"add {name} to {', '.join(wanted)}")
+
+    def set_password_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Set crypt hashes for several users at once, all or none (as ``chpasswd -e``)."""
+        if not pairs:
+            return
+        _check_hashes(pairs)
+        if self._edit(lambda f: f.set_password_hashes(list(pairs))):
+            return
+        lines = [f"{name}:{hashed}\n" for name, hashed in pairs]
+        names = ", ".join(name for name, _ in pairs)
+        run_tool(
+            self.root,
+            ["chpasswd", "--root", str(self.root.base), "--encrypted"],
+            input="".join(lines).encode("utf-8"),
+            purpose=f"set the password of {names}",
+        )
+
+    def lock_password(self, name: str) -> None:
+        """Disable password login (a ``!`` before the hash); key logins still work."""
+        if self._edit(lambda f: f.lock_password(name)):
+            return
+        run_tool(
+            self.root,
+            ["usermod", "--root", str(self.root.base), "--lock", "--", name],
+            purpose=f"lock {name}",
+        )
+
+    def expire_password(self, name: str) -> None:
+        """Force a password change at next login (``passwd --expire``: last change = day 0)."""
+        if self._edit(lambda f: f.expire_password(name)):
+            return
+        run_tool(
+            self.root,
+            ["chage", "--root", str(self.root.base), "--lastday", "0", "--", name],
+            purpose=f"expire the password of {name}",
+        )
+
+
+@contextmanager
+def batch(root: Root) -> Iterator[Accounts]:
+    """Account changes made together and written once at the end — also when the block
+    raises, as each change would have been made at once by the tools."""
+    accounts = Accounts(root)
+    try:
+        yield accounts
+    finally:
+        accounts.commit()
+
+
+def add_group(root: Root, name: str, *, system: bool = False) -> None:
+    with batch(root) as accounts:
+        accounts.add_group(name, system=system)
+
+
+def add_user(root: Root, user: NewUser) -> None:
+    with batch(root) as accounts:
+        accounts.add_user(user)
+
+
+def add_to_groups(root: Root, name: str, groups: Iterable[str]) -> None:
+    with batch(root) as accounts:
+        accounts.add_to_groups(name, groups)
+
+
+def set_password_hashes(root: Root, pairs: Sequence[tuple[str, str]]) -> None:
+    """Set crypt hashes for several users at once (all or none)."""
+    with batch(root) as accounts:
+        accounts.set_password_hashes(pairs)
 
 
 def lock_password(root: Root, name: str) -> None:
-    """Disable password login (a ``!`` before the hash); key logins still work."""
-    run_tool(
-        root, ["usermod", "--root", str(root.base), "--lock", "--", name], purpose=f"lock {name}"
-    )
+    with batch(root) as accounts:
+        accounts.lock_password(name)
 
 
 def expire_password(root: Root, name: str) -> None:
-    """Force a password change at next login (``passwd --expire``: last change = day 0)."""
-    run_tool(
-        root,
-        ["chage", "--root", str(root.base), "--lastday", "0", "--", name],
-        purpose=f"expire the password of {name}",
-    )
+    with batch(root) as accounts:
+        accounts.expire_password(name)

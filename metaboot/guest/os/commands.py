@@ -15,13 +15,12 @@ the root's ``/var/log/metaboot-output.log`` (like cloud-init-output.log), not to
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
 from metaboot.errors import ConfigError, MetabootError
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
 OUTPUT_LOG = "/var/log/metaboot-output.log"
@@ -62,6 +61,8 @@ def cannot_enter(root: Root, policy: RootCommands) -> str | None:
     sh = root.path("/bin/sh")
     if not (sh.exists() and os.access(sh, os.X_OK)):
         return f"{root.base} is not the live system and has no /bin/sh to run commands with"
+    import shutil  # with bz2 and lzma: only when a command must run in a chroot
+
     if shutil.which("chroot") is None:
         return f"{root.base} is not the live system and chroot is not installed"
     return None

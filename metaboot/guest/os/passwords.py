@@ -10,7 +10,6 @@ runs inside someone else's root.
 from __future__ import annotations
 
 import re
-import secrets
 import string
 import subprocess
 import warnings
@@ -33,6 +32,8 @@ def random_password(length: int = 20) -> str:
     """A password with at least one lower-case letter, upper-case letter and digit."""
     if length < 8:
         raise ValueError("a generated password needs at least 8 characters")
+    import secrets  # with hmac and hashlib (OpenSSL): only when a password is made
+
     while True:
         candidate = "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(length))
         if (
@@ -48,6 +49,8 @@ def hash_password(password: str, salt: str | None = None) -> str:
     if "\n" in password or "\0" in password:
         raise ValueError("a password cannot contain a newline or a NUL character")
     if salt is None:
+        import secrets
+
         salt = "".join(secrets.choice(_SALT_ALPHABET) for _ in range(16))
     elif not salt or len(salt) > 16 or any(c not in _SALT_ALPHABET for c in salt):
         raise ValueError("a SHA-512 crypt salt is 1 to 16 characters of [./A-Za-z0-9]")

@@ -6,8 +6,6 @@ they first start.
 
 from __future__ import annotations
 
-import shutil
-
 from metaboot.guest.os.tools import run_tool
 from metaboot.guest.system import Root
 
@@ -16,6 +14,8 @@ def reload_if_running(root: Root, service: str) -> str:
     """Reload or restart ``service`` if it is running; returns what happened, for the report."""
     if not root.is_live:
         return f"{service} not restarted: {root.base} is not the live system"
+    import shutil  # with bz2 and lzma: only on the live system
+
     if shutil.which("systemctl") is None:
         return f"{service} not restarted: no systemctl on this system"
     run_tool(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os.accounts import group_exists
 from metaboot.guest.os.tools import ToolError, run_tool
+from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
 SSH_DIR = "/etc/ssh"
@@ -275,6 +275,13 @@ def _private_key_mode(root: Root) -> tuple[int, int | str]:
 
 def generate_host_keys(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
     """Generate the missing host keys of ``key_types`` with ssh-keygen, all at once."""
+    return start_host_keys(root, key_types, comment)()
+
+
+def start_host_keys(root: Root, key_types: Sequence[str], comment: str) -> Callable[[], list[str]]:
+    """Start ssh-keygen for the missing host keys of ``key_types`` (one process per type, side
+    by side); the function returned waits for them, sets owners and modes, and returns the
+    keys made (ToolError if one failed). The caller may do other work in between."""
     for key_type in key_types:
         if key_type not in HOST_KEY_TYPES:
             raise ConfigError(f"unknown SSH host key type {key_type!r} (use rsa, ecdsa, ed25519)")
@@ -306,23 +313,27 @@ def generate_host_keys(root: Root, key_types: Sequence[str], comment: str) -> li
         except FileNotFoundError as err:
             raise ToolError("cannot generate SSH host keys: ssh-keygen is not installed") from err
         jobs.append((key_type, proc))
-    made: list[str] = []
-    errors: list[str] = []
-    mode, group = _private_key_mode(root)
-    for key_type, proc in jobs:
-        _, stderr = proc.communicate()
-        path = host_key_path(key_type)
-        if proc.returncode != 0:
-            errors.append(f"{key_type}: {stderr.decode('utf-8', 'replace').strip()}")
-            continue
-        root.chown(path, 0, group)
-        root.path(path).chmod(mode)
-        root.chown(f"{path}.pub", 0, 0)
-        root.path(f"{path}.pub").chmod(0o644)
-        made.append(path)
-    if errors:
-        raise ToolError("cannot generate SSH host keys: " + "; ".join(errors))
-    return made
+
+    def finish() -> list[str]:
+        made: list[str] = []
+        errors: list[str] = []
+        mode, group = _private_key_mode(root)
+        for key_type, proc in jobs:
+            _, stderr = proc.communicate()
+            path = host_key_path(key_type)
+            if proc.returncode != 0:
+                errors.append(f"{key_type}: {stderr.decode('utf-8', 'replace').strip()}")
+                continue
+            root.chown(path, 0, group)
+            root.path(path).chmod(mode)
+            root.chown(f"{path}.pub", 0, 0)
+            root.path(f"{path}.pub").chmod(0o644)
+            made.append(path)
+        if errors:
+            raise ToolError("cannot generate SSH host keys: " + "; ".join(errors))
+        return made
+
+    return finish
 
 
 def write_host_keys(root: Root, ssh_keys: Mapping[str, str]) -> tuple[list[str], list[str]]:

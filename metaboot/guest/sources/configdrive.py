@@ -5,8 +5,12 @@ from __future__ import annotations
 from metaboot.errors import SourceError
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
-from metaboot.guest.sources.drives import DirectoryTree, FileTree, find_by_label, open_drive
+from metaboot.guest.sources.drives import DirectoryTree, find_by_label, open_drive
 from metaboot.guest.sources.openstack_tree import pick_version, read_tree
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from metaboot.guest.sources.drives import FileTree
 
 
 def read(ctx: SourceContext) -> InstanceData | None:

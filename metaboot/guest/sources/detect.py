@@ -12,12 +12,15 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from metaboot.errors import MetabootError
+from metaboot.guest.records import dataclass, field
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # name -> (module, needs the network)
 SOURCES: dict[str, tuple[str, bool]] = {

@@ -14,22 +14,24 @@ import os
 import posixpath
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
 
 from metaboot.errors import MetabootError, SourceError
 from metaboot.guest.system import Root
 
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class FileTree(Protocol):
+        def read(self, path: str) -> bytes | None: ...
+
+        def listdir(self, path: str) -> list[str]: ...
+
+
 MAX_FILE = 64 * 1024 * 1024  # ironic's config-drive limit; nothing on a drive is larger
-
-
-class FileTree(Protocol):
-    def read(self, path: str) -> bytes | None: ...
-
-    def listdir(self, path: str) -> list[str]: ...
 
 
 class DirectoryTree:
@@ -187,6 +189,8 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
 @contextmanager
 def _mounted(device: str) -> Iterator[Path]:
     """Mount read-only, without devices, setuid or exec, on a private directory."""
+    import tempfile  # only when a drive must be mounted
+
     base = "/run" if os.path.isdir("/run") else None
     mount_point = Path(tempfile.mkdtemp(prefix="metaboot-drive.", dir=base))
     os.chmod(mount_point, 0o700)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from metaboot.errors import SourceError
 from metaboot.guest.http import Response, RetryPolicy, TransportError, fetch
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
 from metaboot.guest.sources.service import candidate_urls, probe
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Names of the IMDSv2 session-token protocol, not secrets.
 TOKEN_PATH = "/latest/api/token"

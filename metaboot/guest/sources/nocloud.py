@@ -3,13 +3,17 @@ directory, a drive labelled ``cidata``, or inline in the agent config."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from metaboot.errors import SourceError, UserDataError
 from metaboot.guest.schema import load_yaml
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
-from metaboot.guest.sources.drives import DirectoryTree, FileTree, find_by_label, open_drive
+from metaboot.guest.sources.drives import DirectoryTree, find_by_label, open_drive
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from metaboot.guest.sources.drives import FileTree
 
 
 def read(ctx: SourceContext) -> InstanceData | None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from metaboot.errors import SourceError
 from metaboot.guest.sources.base import InstanceData
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Newest last. "latest" is used when the carrier offers none of these (a future format we
 # would rather read as "latest" than guess at).

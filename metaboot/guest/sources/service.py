@@ -8,7 +8,6 @@ address costs nothing when the other one works. Probing repeats with a doubling 
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -117,6 +116,8 @@ def _race(
         if isinstance(answer, Response):
             outcome.consider(urls[0], answer, accept)
         return outcome
+    import queue  # only when several URLs race
+
     results: queue.Queue[tuple[str, Response | None]] = queue.Queue()
 
     def worker(base: str, delay: float) -> None:

@@ -29,6 +29,7 @@ from tests.guest.modules.modharness import (
     merge,
 )
 from tests.guest.modules.schemacheck import SchemaChecker
+from tests.guest.os.accountways import account_way  # noqa: F401 - a fixture
 from tests.guest.os.guestroots import build_root
 
 

@@ -19,6 +19,9 @@ from metaboot.guest.os.passwords import hash_password
 from metaboot.guest.system import Root
 from tests.guest.modules.modharness import KeyPair, MakeHarness, instance_data, rows
 
+# Every assertion holds for the Python editor and for shadow-utils alike.
+pytestmark = pytest.mark.usefixtures("account_way")
+
 
 def verify(hashed: str, password: str) -> bool:
     salt = hashed.lstrip("!").split("$")[2]

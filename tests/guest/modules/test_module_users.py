@@ -13,6 +13,9 @@ from metaboot.guest.os.sudoers import RULES_FILE
 from metaboot.guest.system import Root
 from tests.guest.modules.modharness import KeyPair, MakeHarness, instance_data, members, rows
 
+# Every assertion holds for the Python editor and for shadow-utils alike.
+pytestmark = pytest.mark.usefixtures("account_way")
+
 
 def test_default_user_with_metadata_keys(
     guest_root: Root, harness: MakeHarness, keypairs: dict[str, KeyPair]

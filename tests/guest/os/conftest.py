@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from metaboot.guest.system import Root
+from tests.guest.os.accountways import account_way  # noqa: F401 - a fixture
 from tests.guest.os.guestroots import build_root
 
 

@@ -14,6 +14,9 @@ from metaboot.guest.os.passwords import hash_password
 from metaboot.guest.os.tools import ToolError
 from metaboot.guest.system import Root
 
+# Every assertion holds for the Python editor and for shadow-utils alike.
+pytestmark = pytest.mark.usefixtures("account_way")
+
 
 def rows(root: Root, table: str) -> dict[str, list[str]]:
     return {r.split(":")[0]: r.split(":") for r in root.read_text(f"/etc/{table}").splitlines()}

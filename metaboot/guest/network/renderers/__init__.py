@@ -8,23 +8,23 @@ name). Names follow cloud-init's (``eni``, ``sysconfig``, ``netplan``, ``network
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from metaboot.guest.network.model import Network
-from metaboot.guest.network.renderers import (
-    ifcfg,
-    ifupdown,
-    netplan,
-    networkd,
-    networkmanager,
-    resolvconf,
-)
 from metaboot.guest.system import Root
 
-RENDERERS: dict[str, ModuleType] = {
-    m.NAME: m for m in (netplan, networkmanager, ifupdown, ifcfg, networkd)
+# Renderer name -> its module in this package. A module is imported only when its renderer is
+# used: a boot pays for one (NetworkManager's needs uuid, netplan's needs PyYAML).
+MODULES: dict[str, str] = {
+    "netplan": "netplan",
+    "network-manager": "networkmanager",
+    "eni": "ifupdown",
+    "sysconfig": "ifcfg",
+    "networkd": "networkd",
 }
+_SUBMODULES = frozenset({*MODULES.values(), "resolvconf"})
 ALIASES = {
     "ifupdown": "eni",
     "ifcfg": "sysconfig",
@@ -61,7 +61,7 @@ AVAILABLE: dict[str, Callable[[Root], bool]] = {
 def canonical(name: str) -> str | None:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
-    return key if key in RENDERERS else None
+    return key if key in MODULES else None
 
 
 def choose(root: Root, configured: Sequence[str] | None) -> tuple[str | None, list[str]]:
@@ -89,8 +89,20 @@ def choose(root: Root, configured: Sequence[str] | None) -> tuple[str | None, li
     return None, messages
 
 
+def module(name: str) -> ModuleType:
+    """The renderer called ``name`` (a canonical name), imported now if it was not yet."""
+    return importlib.import_module(f"{__name__}.{MODULES[name]}")
+
+
+def __getattr__(attribute: str) -> ModuleType:
+    """``renderers.netplan`` and the like still work, importing the module on first use."""
+    if attribute in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{attribute}")
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
 def render(name: str, network: Network) -> dict[str, bytes]:
-    files: dict[str, bytes] = RENDERERS[name].render(network)
+    files: dict[str, bytes] = module(name).render(network)
     return files
 
 
@@ -117,4 +129,6 @@ def wants_resolv_conf(root: Root, renderer: str, setting: object) -> bool:
 
 
 def render_resolv_conf(network: Network) -> dict[str, bytes]:
+    from metaboot.guest.network.renderers import resolvconf
+
     return resolvconf.render(network)

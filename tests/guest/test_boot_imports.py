@@ -1,0 +1,144 @@
+"""A first boot imports what it uses and nothing else (start-up is most of the agent's time).
+
+The boot runs for real in a child process — the OpenStack source against an HTTP metadata
+server on loopback, network rendering, user-data, every default module — and the child reports
+the modules it had loaded when it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from metaboot.guest.status import summarize
+from tests.guest.helpers import (
+    REPO_ROOT,
+    ServerState,
+    agent_config,
+    http_only,
+    make_root,
+    metadata_server,
+    spec,
+    status,
+    tree,
+)
+
+USER_DATA = """#cloud-config
+hostname: web-1
+manage_etc_hosts: true
+users:
+  - default
+  - name: deploy
+    groups: [sudo]
+write_files:
+  - path: /etc/motd
+    content: "hello\\n"
+ssh_genkeytypes: [ed25519]
+"""
+
+# Loaded by a boot only when it needs them; none is needed by this one.
+NEVER_ON_THIS_BOOT = {
+    "dataclasses": "records are metaboot.guest.records",
+    "inspect": "pulled in by dataclasses",
+    "typing": "annotations are not evaluated; typing names are imported for mypy only",
+    "hashlib": "loads OpenSSL; the network manifest's SHA-256 comes from CPython's own module",
+    "uuid": "only NetworkManager's renderer names connections by UUID",
+    "platform": "pulled in by uuid",
+    "argparse": "init's usual options are parsed without it",
+    "http.client": "the agent has its own small HTTP/1.1 client",
+    "ssl": "no HTTPS on this boot",
+    "email": "no MIME user-data on this boot",
+    "urllib.request": "no #include on this boot",
+    "tempfile": "temporary files are named by the agent itself",
+    "shutil": "only to find chroot for a non-live root (with bz2 and lzma)",
+    "bz2": "pulled in by shutil",
+    "queue": "only when several metadata URLs race",
+    "encodings.idna": "ASCII host names reach getaddrinfo as bytes",
+    "metaboot.guest.network.nocloud": "the network data is network_data.json",
+    "metaboot.guest.network.renderers.netplan": "the image has systemd-networkd only",
+    "metaboot.guest.network.renderers.networkmanager": "the image has systemd-networkd only",
+    "metaboot.guest.network.renderers.ifupdown": "the image has systemd-networkd only",
+    "metaboot.guest.network.renderers.ifcfg": "the image has systemd-networkd only",
+    "jinja2": "no jinja template part",
+}
+
+CHILD = """
+import json, runpy, sys
+root, listing, stage = sys.argv[1:4]
+sys.argv = ["metaboot", "init", "--root", root, "--stage", stage]
+try:
+    runpy.run_module("metaboot.cli", run_name="__main__")
+except SystemExit:
+    pass
+with open(listing, "w") as out:
+    json.dump(sorted(sys.modules), out)
+"""
+
+
+def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
+    state = ServerState(tree(spec(user_data=USER_DATA)))
+    with metadata_server(state) as (url, _):
+        root = make_root(tmp_path / "root")
+        root.write_file("/etc/group", "root:x:0:\nsudo:x:27:\n")
+        root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
+        agent_config(root, {**http_only(url), "users": ["default"]}, "20-test.yaml")
+        listing = tmp_path / "modules.json"
+        env = {
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+        subprocess.run(
+            [sys.executable, "-c", CHILD, str(root.base), str(listing), "all"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    record = status(root)
+    assert summarize(record).errors == []
+    ran = {m["name"] for s in record["stages"].values() for m in s["modules"]}
+    assert {"users_groups", "ssh", "write_files", "update_etc_hosts"} <= ran
+    assert record["network"]["renderer"] == "networkd"
+
+    loaded = set(json.loads(listing.read_text()))
+    assert "metaboot.guest.network.renderers.networkd" in loaded  # the one it used
+    assert "metaboot.guest.sources.openstack" in loaded
+    unexpected = {
+        name: why
+        for name, why in NEVER_ON_THIS_BOOT.items()
+        if name in loaded or any(m.startswith(name + ".") for m in loaded)
+    }
+    assert unexpected == {}
+
+
+def test_the_later_stages_of_a_systemd_boot_need_no_yaml_parser(tmp_path: Path) -> None:
+    """Under systemd each stage is a process of its own; the config and final stages take the
+    agent config the local stage merged (from /run) and the cloud-config from JSON."""
+    state = ServerState(tree(spec(user_data=USER_DATA)))
+    with metadata_server(state) as (url, _):
+        root = make_root(tmp_path / "root")
+        root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
+        agent_config(root, {**http_only(url), "users": ["default"]}, "20-test.yaml")
+        env = {
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+        loaded = {}
+        for stage in ("local", "network", "config", "final"):
+            listing = tmp_path / f"{stage}.json"
+            subprocess.run(
+                [sys.executable, "-c", CHILD, str(root.base), str(listing), stage],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            loaded[stage] = set(json.loads(listing.read_text()))
+    record = status(root)
+    assert summarize(record).errors == []
+    assert record["stages"]["final"]["end"] is not None
+    assert "yaml" in loaded["local"] and "yaml" in loaded["network"]  # agent.yaml, user-data
+    assert "yaml" not in loaded["config"] and "yaml" not in loaded["final"]
