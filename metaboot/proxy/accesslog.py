@@ -1,8 +1,9 @@
 """One JSON line per request the proxy answered.
 
-What is logged is chosen so that nothing secret can be: the method, the path (never the query
-string), sizes, status and timing — never a header (tokens travel in headers) and never a body
-(passwords and user-data travel in bodies).
+What is logged is chosen so that nothing secret can be: the network, the instance the service
+answered for (its ``X-Metaboot-Instance-ID`` response header, which the proxy removes), the
+method, the path (never the query string), sizes, status and timing — never another header
+(tokens travel in headers) and never a body (passwords and user-data travel in bodies).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ MAX_PATH_CHARS = 256
 class AccessRecord:
     identity_key: str  # "network_id" | "router_id"
     identity: str
+    instance: str | None  # as the service named it; None when it identified nobody
     source: str
     method: str
     path: str
@@ -44,6 +46,7 @@ def render(record: AccessRecord, now: float) -> str:
         {
             "ts": _timestamp(now),
             record.identity_key: record.identity,
+            "instance": record.instance,
             "source": record.source,
             "method": record.method,
             "path": record.path,

@@ -36,7 +36,6 @@ from typing import cast
 
 from metaboot.proxy.accesslog import AccessLog, AccessRecord, log_path
 from metaboot.proxy.headers import (
-    Headers,
     Identity,
     response_headers,
     source_address,
@@ -206,6 +205,7 @@ class ClientConnection(asyncio.Protocol):
         self._chunked = False
         self._body_bytes = 0
         self._status = 0
+        self._instance: str | None = None
 
     # -- transports --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -398,6 +398,7 @@ class ClientConnection(asyncio.Protocol):
         self._keep_alive = request.keep_alive and not request.upgrade
         self._head, self._head_sent, self._chunked = None, False, False
         self._body_bytes, self._status, self._retried = 0, 0, False
+        self._instance = None
         self._wire = serialize_request(
             request.method,
             request.target,
@@ -451,7 +452,7 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None
         self._status = conn.status
         keep_alive = self._keep_alive and not self.hub.draining
-        headers: Headers = response_headers(conn.headers)
+        headers, self._instance = response_headers(conn.headers)
         if conn.content_length is not None and conn.status not in (204, 304):
             headers.append((b"Content-Length", str(conn.content_length).encode("ascii")))
         elif conn.has_body:
@@ -598,6 +599,7 @@ class ClientConnection(asyncio.Protocol):
             AccessRecord(
                 identity_key=identity.log_key,
                 identity=identity.id,
+                instance=self._instance,
                 source=self.source,
                 method=method.decode("ascii", "replace"),
                 path=log_path(target),

@@ -129,11 +129,21 @@ def stamp_request(headers: Headers, identity: Identity, source: str) -> Headers:
     return kept
 
 
-def response_headers(headers: Headers) -> Headers:
-    """The upstream's response headers minus those that describe the upstream hop."""
+INSTANCE_HEADER = b"x-metaboot-instance-id"  # the service names the instance it answered
+
+
+def response_headers(headers: Headers) -> tuple[Headers, str | None]:
+    """The upstream's response headers minus those that describe the upstream hop and the
+    service's own ``X-Metaboot-*`` notes, and the instance the service says it answered."""
     dropped = _connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if (norm := normalise_name(name)) not in _HOP_BY_HOP and norm not in dropped
-    ]
+    kept: Headers = []
+    instance = None
+    for name, value in headers:
+        norm = normalise_name(name)
+        if norm == INSTANCE_HEADER:
+            instance = value.decode("ascii", "replace")[:64]
+        elif (
+            norm not in _HOP_BY_HOP and norm not in dropped and not norm.startswith(b"x-metaboot-")
+        ):
+            kept.append((name, value))
+    return kept, instance

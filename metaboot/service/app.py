@@ -39,12 +39,13 @@ TOKEN_PATH = "/latest/api/token"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 RESPONSE_MEMO = 256  # ready responses kept per instance; guests ask for ~30 paths
+# Every answer given to an identified instance names it, so that a proxy's access log can say
+# whose request it relayed (the instance knows its own id: meta_data.json carries it).
+INSTANCE_HEADER = "X-Metaboot-Instance-ID"
 
 NOT_FOUND = error(404, "not found")
-DISABLED = error(403, "the metadata endpoint is disabled for this instance")
-UNAUTHORIZED = error(401, "a valid X-aws-ec2-metadata-token is required")
-WRONG_METHOD = error(405, "only GET and HEAD read metadata", (("Allow", "GET, HEAD"),))
 TOKEN_ALLOW = (("Allow", "OPTIONS, PUT"),)
+UNAUTHORIZED = "a valid X-aws-ec2-metadata-token is required"
 
 
 class Passwords(Protocol):
@@ -55,8 +56,15 @@ class Passwords(Protocol):
     def password_set_once(self, uuid: str, password: str) -> bool: ...
 
 
-def document_response(doc: Document, body: bytes) -> Response:
-    return Response(200, body, doc.content_type)
+def document_response(doc: Document, body: bytes, uuid: str) -> Response:
+    return Response(200, body, doc.content_type, ((INSTANCE_HEADER, uuid),))
+
+
+def instance_error(
+    entry: Entry, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
+    """An error for an identified instance (see INSTANCE_HEADER)."""
+    return error(status, message, (*headers, (INSTANCE_HEADER, entry.uuid)))
 
 
 class MetadataApp:
@@ -123,12 +131,12 @@ class MetadataApp:
         if self.limiter.enabled:
             wait = self.limiter.check(entry.uuid)
             if wait:
-                return error(
-                    429, "too many requests for this instance", (("Retry-After", str(wait)),)
+                return instance_error(
+                    entry, 429, "too many requests for this instance", (("Retry-After", str(wait)),)
                 )
         options = entry.instance.metadata_options
         if options.http_endpoint != "enabled":
-            return DISABLED
+            return instance_error(entry, 403, "the metadata endpoint is disabled for this instance")
         path = request.path
         if "/api/token" in path:
             answer = self._token_path(request, entry)
@@ -137,15 +145,15 @@ class MetadataApp:
         token = request.headers.get(TOKEN_HEADER)
         if token is not None:
             if not self.tokens.verify(token, entry.uuid):
-                return UNAUTHORIZED
+                return instance_error(entry, 401, UNAUTHORIZED)
         elif options.http_tokens == "required":
-            return UNAUTHORIZED
+            return instance_error(entry, 401, UNAUTHORIZED)
         if request.method == "GET" or request.method == "HEAD":
             ready = entry.responses.get(path)
             if ready is not None:
                 if type(ready) is Response:
                     return ready
-                return self._seeded(ready)
+                return self._seeded(ready, entry.uuid)
         return self._document(request, entry)
 
     def _token_path(self, request: Request, entry: Entry) -> Response | None:
@@ -153,24 +161,32 @@ class MetadataApp:
         if norm == TOKEN_PATH:
             if request.method == "PUT":
                 if self.identifier.client_forwarded(request):
-                    return error(403, "a token request must not be forwarded (X-Forwarded-For)")
+                    return instance_error(
+                        entry, 403, "a token request must not be forwarded (X-Forwarded-For)"
+                    )
                 ttl = parse_ttl(request.headers.get(TTL_HEADER))
                 if ttl is None:
-                    return error(400, "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600")
+                    return instance_error(
+                        entry, 400, "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600"
+                    )
                 token = self.tokens.issue(entry.uuid, ttl)
-                return Response(200, token.encode("ascii"), headers=((TTL_HEADER, str(ttl)),))
+                return Response(
+                    200,
+                    token.encode("ascii"),
+                    headers=((TTL_HEADER, str(ttl)), (INSTANCE_HEADER, entry.uuid)),
+                )
             if request.method == "OPTIONS":
-                return Response(200, b"", headers=TOKEN_ALLOW)
-            return error(405, "session tokens are requested with PUT", TOKEN_ALLOW)
+                return Response(200, b"", headers=(*TOKEN_ALLOW, (INSTANCE_HEADER, entry.uuid)))
+            return instance_error(entry, 405, "session tokens are requested with PUT", TOKEN_ALLOW)
         parts = norm.split("/")
         if len(parts) == 4 and parts[2] == "api" and parts[3] == "token":
-            return error(403, "session tokens are issued at /latest/api/token only")
+            return instance_error(entry, 403, "session tokens are issued at /latest/api/token only")
         return None
 
     # -- documents ----------------------------------------------------------------------------
-    def _seeded(self, doc: Any) -> Response:
+    def _seeded(self, doc: Any, uuid: str) -> Response:
         assert isinstance(doc, Document)
-        return document_response(doc, doc.render(self.random_bytes))
+        return document_response(doc, doc.render(self.random_bytes), uuid)
 
     def _document(self, request: Request, entry: Entry) -> Response | Awaitable[Response]:
         path = request.path
@@ -178,23 +194,25 @@ class MetadataApp:
         if tree.is_password_path(path) is not None:
             return self._password(request, entry)
         if request.method != "GET" and request.method != "HEAD":
-            return WRONG_METHOD
+            return instance_error(
+                entry, 405, "only GET and HEAD read metadata", (("Allow", "GET, HEAD"),)
+            )
         if self.vendor.enabled and _is_vendor_data2(path):
             held = entry.vendor_tree
             if held is None or held[0] <= self.clock():
                 return self._dynamic_vendor_data(request, entry)
             doc = held[1].lookup(path)
             if doc is None:
-                return NOT_FOUND
-            return document_response(doc, doc.render(self.random_bytes))
+                return instance_error(entry, 404, "not found")
+            return document_response(doc, doc.render(self.random_bytes), entry.uuid)
         doc = tree.lookup(path)
         if doc is None:
-            return NOT_FOUND
+            return instance_error(entry, 404, "not found")
         if doc.seed_at is not None:
             if len(entry.responses) < RESPONSE_MEMO:
                 entry.responses[path] = doc
-            return self._seeded(doc)
-        response = document_response(doc, doc.body)
+            return self._seeded(doc, entry.uuid)
+        response = document_response(doc, doc.body, entry.uuid)
         if len(entry.responses) < RESPONSE_MEMO:
             entry.responses[path] = response
         return response
@@ -204,42 +222,46 @@ class MetadataApp:
         tree = self.cache.build(entry.instance, dynamic)
         entry.vendor_tree = (self.clock() + self.vendor.cache_seconds, tree)
         doc = tree.lookup(request.path)
-        return NOT_FOUND if doc is None else document_response(doc, doc.render(self.random_bytes))
+        if doc is None:
+            return instance_error(entry, 404, "not found")
+        return document_response(doc, doc.render(self.random_bytes), entry.uuid)
 
     # -- password -----------------------------------------------------------------------------
     def _password(self, request: Request, entry: Entry) -> Response | Awaitable[Response]:
         if request.method == "GET":
-            return self._password_get(entry.uuid)
+            return self._password_get(entry)
         if request.method != "POST":
-            return error(400, "GET and POST only are supported")
+            return instance_error(entry, 400, "GET and POST only are supported")
         length = request.headers.get("content-length", "")
         if (length.isdigit() and int(length) > PASSWORD_MAX) or len(request.body) > PASSWORD_MAX:
-            return error(400, f"request is too large (a password is at most {PASSWORD_MAX} bytes)")
+            return instance_error(
+                entry, 400, f"request is too large (a password is at most {PASSWORD_MAX} bytes)"
+            )
         try:
             password = request.body.decode("utf-8")
         except UnicodeDecodeError:
-            return error(400, "the password must be UTF-8 text")
-        return self._password_set(entry.uuid, password)
+            return instance_error(entry, 400, "the password must be UTF-8 text")
+        return self._password_set(entry, password)
 
-    async def _password_get(self, uuid: str) -> Response:
+    async def _password_get(self, entry: Entry) -> Response:
         loop = asyncio.get_running_loop()
         try:
-            value = await loop.run_in_executor(None, self.passwords.password_get, uuid)
+            value = await loop.run_in_executor(None, self.passwords.password_get, entry.uuid)
         except NotFoundError:
             return NOT_FOUND  # deleted while we answered
-        return Response(200, value.encode("utf-8"))
+        return Response(200, value.encode("utf-8"), headers=((INSTANCE_HEADER, entry.uuid),))
 
-    async def _password_set(self, uuid: str, password: str) -> Response:
+    async def _password_set(self, entry: Entry, password: str) -> Response:
         loop = asyncio.get_running_loop()
         try:
             stored = await loop.run_in_executor(
-                None, self.passwords.password_set_once, uuid, password
+                None, self.passwords.password_set_once, entry.uuid, password
             )
         except NotFoundError:
             return NOT_FOUND
         if not stored:
-            return error(409, "a password is already set for this instance")
-        return Response(200, b"")
+            return instance_error(entry, 409, "a password is already set for this instance")
+        return Response(200, b"", headers=((INSTANCE_HEADER, entry.uuid),))
 
 
 def _is_vendor_data2(path: str) -> bool:

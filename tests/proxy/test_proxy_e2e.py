@@ -513,5 +513,20 @@ def test_access_logs_hold_no_secrets(cloud: Cloud) -> None:
         assert {r[key] for r in records} == {tenant.net.router_id or tenant.net.network_id}
         assert {r["source"] for r in records} <= {VM_IPV4, VM_IPV6, "10.0.0.6", "10.0.0.7",
                                                   "fe80::6", "fe80::7"}  # fmt: skip
+        own_ids = set(tenant.uuids.values())  # the log names the instance it served
         for secret in tenant.secrets:
+            if secret not in own_ids:
+                assert secret not in text
+        for secret in cloud.other(label).secrets:
             assert secret not in text
+        # Each answer names the instance the service answered for, and only this network's:
+        # a source maps to the same instance in every record, forged or not.
+        served = [r for r in records if r["status"] == 200]
+        assert served and all(r["instance"] in tenant.uuids.values() for r in served)
+        by_source: dict[str, set[str]] = {}
+        for record in records:
+            if record["instance"] is not None:
+                by_source.setdefault(record["source"], set()).add(record["instance"])
+        for source, seen in by_source.items():
+            host = int(source.rsplit(".", 1)[-1] if "." in source else source.rsplit(":", 1)[-1])
+            assert seen == {tenant.uuids[host]}, source

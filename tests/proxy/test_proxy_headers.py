@@ -152,7 +152,7 @@ def test_identity_must_be_a_header_safe_token(bad: str) -> None:
 
 
 def test_response_hop_headers_removed() -> None:
-    out = response_headers(
+    out, instance = response_headers(
         [
             (b"Content-Type", b"text/plain"),
             (b"Connection", b"keep-alive, X-Hop"),
@@ -162,3 +162,16 @@ def test_response_hop_headers_removed() -> None:
         ]
     )
     assert out == [(b"Content-Type", b"text/plain")]
+    assert instance is None
+
+
+def test_the_services_instance_note_is_taken_for_the_log_and_not_relayed() -> None:
+    out, instance = response_headers(
+        [
+            (b"Content-Type", b"text/plain"),
+            (b"X-Metaboot-Instance-ID", b"d0f2a1c2-5b1e-4a8e-9a55-2f1f4f6c9e01"),
+            (b"X_Metaboot_Other", b"x"),
+        ]
+    )
+    assert out == [(b"Content-Type", b"text/plain")]
+    assert instance == "d0f2a1c2-5b1e-4a8e-9a55-2f1f4f6c9e01"

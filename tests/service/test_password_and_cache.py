@@ -178,3 +178,25 @@ def test_writes_through_the_services_own_registry_are_seen_immediately(
         own.update(instance(me.uuid, ips=("127.0.0.1",), meta={"v": str(version)}))
         meta = json.loads(svc.get("/openstack/latest/meta_data.json")[1])["meta"]
         assert meta == {"v": str(version)}
+
+
+def test_answers_name_the_instance_they_were_given_for(
+    sqlite_registry: Registry, sqlite_url: str, start_service: Callable[..., Running]
+) -> None:
+    """A proxy logs whose request it relayed from X-Metaboot-Instance-ID; strangers get none."""
+    me = instance(ips=("127.0.0.3",))
+    sqlite_registry.add(me)
+    svc = start_service(sqlite_url)
+    src = {"source": "127.0.0.3"}
+    for method, path, expected in [
+        ("GET", "/openstack/latest/meta_data.json", 200),  # seeded: rendered per request
+        ("GET", "/latest/meta-data/instance-id", 200),  # memoised response
+        ("GET", "/latest/meta-data/nothing-here", 404),
+        ("POST", "/latest/meta-data/", 405),
+        ("GET", PATH, 200),
+    ]:
+        status, headers, _ = svc.request(method, path, **src)
+        assert status == expected, path
+        assert headers.get("x-metaboot-instance-id") == me.uuid, path
+    status, headers, _ = svc.request("GET", "/latest/meta-data/", source="127.0.0.4")
+    assert status == 404 and "x-metaboot-instance-id" not in headers
