@@ -120,7 +120,8 @@ class Instance:
     metadata_options: MetadataOptions = field(default_factory=MetadataOptions)
 
     def addresses(self) -> list[tuple[str, str]]:
-        """(network_id, ip) pairs this instance answers to, for identifying requesters."""
+        """(network_id, ip) pairs of this instance's fixed addresses (see also
+        :meth:`link_local_addresses`)."""
         found: list[tuple[str, str]] = []
         for port in self.ports:
             for ip in port.fixed_ips:
@@ -135,6 +136,11 @@ class Instance:
                     found.append((nid, addr))
         return found
 
+    def link_local_addresses(self) -> list[tuple[str, str]]:
+        """(network_id, fe80::…) per port: the IPv6 link-local address its MAC gives (EUI-64),
+        from which a guest asks ``fe80::a9fe:a9fe`` — neutron identifies such a guest by MAC."""
+        return [(port.network_id, eui64_link_local(port.mac)) for port in self.ports]
+
     @property
     def ec2_instance_id(self) -> str:
         number = self.ec2_id if self.ec2_id is not None else _ec2_number(self.uuid)
@@ -143,6 +149,13 @@ class Instance:
     @property
     def ec2_image_id(self) -> str:
         return f"ami-{_ec2_number(self.image_id):08x}"
+
+
+def eui64_link_local(mac: str) -> str:
+    """The fe80::/64 address a NIC forms from its MAC (RFC 4291 modified EUI-64)."""
+    octets = bytes.fromhex(mac.replace(":", ""))
+    interface_id = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\x00" * 6 + interface_id))
 
 
 def _ec2_number(text: str) -> int:

@@ -248,7 +248,11 @@ class InstanceCache:
 
 
 def _addresses(instance: Instance) -> list[tuple[str, str]]:
-    return [(net, normalise_address(ip)) for net, ip in instance.addresses()]
+    pairs = [(net, normalise_address(ip)) for net, ip in instance.addresses()]
+    for pair in instance.link_local_addresses():
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
 
 
 def _discard(index: dict[K, list[str]], key: K, uuid: str) -> None:

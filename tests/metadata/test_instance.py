@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from metaboot.errors import SpecError
-from metaboot.metadata.instance import instance_to_spec, load_spec, parse_spec, sanitize_hostname
+from metaboot.metadata.instance import (
+    eui64_link_local,
+    instance_to_spec,
+    load_spec,
+    parse_spec,
+    sanitize_hostname,
+)
 from tests.metadata.samples import UUID
 
 
@@ -125,6 +131,13 @@ def test_load_spec_errors_name_the_file_and_line(tmp_path: Path) -> None:
 def test_addresses_for_identification(spec: dict[str, Any]) -> None:
     instance = parse_spec(spec)
     assert instance.addresses() == [("net-a", "10.0.0.5"), ("net-a", "2001:db8::5")]
+    # EUI-64 from fa:16:3e:00:00:01
+    assert instance.link_local_addresses() == [("net-a", "fe80::f816:3eff:fe00:1")]
+
+
+def test_link_local_from_mac() -> None:
+    assert eui64_link_local("52:54:00:12:34:56") == "fe80::5054:ff:fe12:3456"
+    assert eui64_link_local("02:00:00:00:00:00") == "fe80::ff:fe00:0"  # the U/L bit flips
 
 
 def test_fixed_ip_with_prefix_brings_its_subnet() -> None:

@@ -21,6 +21,37 @@ def _uuid_of(body: bytes) -> str:
     return str(json.loads(body)["uuid"])
 
 
+def test_link_local_ipv6_source_resolves_by_its_mac(
+    registry: Registry, db_url: str, start_service: Callable[..., Running]
+) -> None:
+    """A guest asking fe80::a9fe:a9fe comes from its EUI-64 link-local address; the same MAC on
+    another network is another instance."""
+    a = instance(ips=("10.0.0.5",), network="net-a")
+    b = instance(ips=("10.0.0.5",), network="net-b")
+    registry.add(a)
+    registry.add(b)
+    svc = start_service(db_url)
+    for inst, net in ((a, "net-a"), (b, "net-b")):
+        mac = inst.ports[0].mac
+        octets = [int(x, 16) for x in mac.split(":")]
+        link_local = ipaddress.IPv6Address(
+            bytes([0xFE, 0x80, 0, 0, 0, 0, 0, 0, octets[0] ^ 2, octets[1], octets[2], 0xFF, 0xFE,
+                   octets[3], octets[4], octets[5]])
+        )  # fmt: skip
+        status, body = svc.get(
+            "/openstack/latest/meta_data.json",
+            unix=True,
+            headers={"X-Neutron-Network-ID": net, "X-Forwarded-For": str(link_local)},
+        )
+        assert status == 200 and _uuid_of(body) == inst.uuid
+    status, _ = svc.get(
+        "/openstack/latest/meta_data.json",
+        unix=True,
+        headers={"X-Neutron-Network-ID": "net-a", "X-Forwarded-For": "fe80::1"},
+    )
+    assert status == 404
+
+
 def test_same_address_on_two_networks_resolves_by_network(
     registry: Registry,
     db_url: str,
