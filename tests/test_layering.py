@@ -9,9 +9,9 @@ SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "uvloop", "httptools", "pycdl
 SERVER_PARTS = ("metaboot.service", "metaboot.registry", "metaboot.proxy", "metaboot.drive")
 
 
-def test_guest_imports_no_server_dependency() -> None:
+def test_guest_and_client_import_no_server_dependency() -> None:
     code = (
-        "import sys, pkgutil, importlib, metaboot.guest\n"
+        "import sys, pkgutil, importlib, metaboot.guest, metaboot.client\n"
         "for m in pkgutil.walk_packages(metaboot.guest.__path__, 'metaboot.guest.'):\n"
         "    importlib.import_module(m.name)\n"
         "print('\\n'.join(sorted(sys.modules)))\n"

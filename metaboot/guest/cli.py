@@ -253,7 +253,9 @@ def cmd_query(argv: list[str]) -> int:
             raise MetabootError(f"{args.key}: only root may read it")
         sys.stdout.write(_raw_data(root, args.key))
         return 0
-    doc = _load_instance_data(root, args.instance_data, privileged)
+    from metaboot import client
+
+    doc = client.instance_data(root.base, path=args.instance_data)
     try:
         node: Any = instancedata.lookup(doc, args.key) if args.key else doc
     except KeyError as err:
@@ -267,31 +269,6 @@ def cmd_query(argv: list[str]) -> int:
     else:
         print(node)
     return 0
-
-
-def _load_instance_data(root: Root, explicit: str | None, privileged: bool) -> dict[str, Any]:
-    if explicit is not None:
-        candidates = [(explicit, explicit)]
-    else:
-        names = (
-            [layout.INSTANCE_DATA_SENSITIVE, layout.INSTANCE_DATA]
-            if privileged
-            else [layout.INSTANCE_DATA]
-        )
-        candidates = [(n, str(root.path(n))) for n in names]
-    for label, path in candidates:
-        try:
-            with open(path, "rb") as handle:
-                doc = json.load(handle)
-        except FileNotFoundError:
-            continue
-        except PermissionError:
-            continue
-        except ValueError as err:
-            raise MetabootError(f"{label}: not valid JSON ({err})") from None
-        if isinstance(doc, dict):
-            return doc
-    raise MetabootError(f"no instance data at {candidates[-1][0]} (has 'metaboot init' run?)")
 
 
 def _raw_data(root: Root, key: str) -> str:
