@@ -80,3 +80,64 @@ def unbytes(value: Any) -> Any:
     if isinstance(value, list):
         return [unbytes(v) for v in value]
     return value
+
+
+# ---- cloudbase-init --------------------------------------------------------------------------
+
+CLOUDBASEINIT_DIR = Path(
+    os.environ.get("METABOOT_CLOUDBASEINIT_DIR", "/opt/metaboot/reference/cloudbase-init")
+)
+
+# cloudbase-init reads its settings through oslo.config; the child sets them before any
+# service is made: both HTTP services aimed at BASE (never 169.254.169.254), no route
+# fiddling (a Windows-only step), one try each.
+_CBI_PRELUDE = """
+import json, sys
+from cloudbaseinit import conf
+CONF = conf.CONF
+CONF([], project="cloudbase-init")
+BASE = sys.argv[1]
+for group in ("openstack", "ec2"):
+    CONF.set_override("metadata_base_url", BASE + "/", group=group)
+    CONF.set_override("add_metadata_private_ip_route", False, group=group)
+CONF.set_override("retry_count", 1)
+CONF.set_override("retry_count_interval", 0)
+def plain(value):
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+"""
+
+
+def run_cloudbaseinit(snippet: str, base_url: str = "http://127.0.0.1:9") -> Any:
+    """Run ``snippet`` (which must assign ``result``) with cloudbase-init from its own venv,
+    its metadata URLs set to ``base_url`` (loopback; the default is a port nothing answers on)
+    and tests/netguard loaded; returns ``result`` decoded from JSON (namedtuples as dicts,
+    bytes as text)."""
+    python = CLOUDBASEINIT_DIR / "bin" / "python"
+    assert python.exists(), "cloudbase-init is missing: run scripts/setup-system"
+    code = (
+        _CBI_PRELUDE
+        + textwrap.dedent(snippet)
+        + "\nprint('@@RESULT@@' + json.dumps(plain(result)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / "netguard"))
+    proc = subprocess.run(
+        [str(python), "-c", code, base_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0 or "@@RESULT@@" not in proc.stdout:
+        raise AssertionError(
+            f"cloudbase-init failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    return json.loads(proc.stdout.rsplit("@@RESULT@@", 1)[1])

@@ -9,12 +9,9 @@ tests/netguard loaded; its metadata URL is set to the service on loopback.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
-import textwrap
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -23,64 +20,14 @@ from typing import Any
 import pytest
 
 from metaboot.registry import Registry
+from tests.reference import run_cloudbaseinit
 from tests.service.harness import Running, instance
 
 pytestmark = pytest.mark.cloudbaseinit
 
-CLOUDBASEINIT_DIR = Path(
-    os.environ.get("METABOOT_CLOUDBASEINIT_DIR", "/opt/metaboot/reference/cloudbase-init")
-)
-NETGUARD = Path(__file__).resolve().parents[1] / "netguard"
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "C0rrect-Horse-Battery-Staple!"
 USER_DATA = "#ps1_sysnative\nWrite-Host 'hello from user-data'\n"
-
-_PRELUDE = """
-import json, sys
-from cloudbaseinit import conf
-CONF = conf.CONF
-CONF([], project="cloudbase-init")
-BASE = sys.argv[1]
-for group in ("openstack", "ec2"):
-    CONF.set_override("metadata_base_url", BASE + "/", group=group)
-    CONF.set_override("add_metadata_private_ip_route", False, group=group)
-CONF.set_override("retry_count", 1)
-CONF.set_override("retry_count_interval", 0)
-def plain(value):
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-"""
-
-
-def run_cloudbaseinit(snippet: str, base_url: str) -> Any:
-    """Run ``snippet`` (which must assign ``result``) with cloudbase-init configured for
-    ``base_url``; returns ``result`` decoded from JSON."""
-    python = CLOUDBASEINIT_DIR / "bin" / "python"
-    assert python.exists(), "cloudbase-init is missing: run scripts/setup-system"
-    code = (
-        _PRELUDE + textwrap.dedent(snippet) + "\nprint('@@RESULT@@' + json.dumps(plain(result)))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(NETGUARD))
-    proc = subprocess.run(
-        [str(python), "-c", code, base_url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0 or "@@RESULT@@" not in proc.stdout:
-        raise AssertionError(
-            f"cloudbase-init failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
-    return json.loads(proc.stdout.rsplit("@@RESULT@@", 1)[1])
 
 
 @pytest.fixture
