@@ -28,6 +28,7 @@ give the same bytes on any host.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +96,7 @@ class _SystemUse:
 
     inline: bytes
     continued: bytes = b""
-    ce_sector: int = 0  # continuation-area sector index, then absolute once laid out
+    ce_sector: int = 0  # within the continuation area, then (once laid out) in the image
     ce_offset: int = 0
 
     def encode(self) -> bytes:
@@ -121,9 +122,9 @@ def _gather(tree: Directory) -> tuple[_Dir, list[_File]]:
     """Name every directory and file in the three namespaces; files come back in tree order."""
     root = _Dir(rr_name=b"", iso_id=rec.DOT, joliet_id=rec.DOT, parent=None)
     files: list[_File] = []
-    pending: list[tuple[str, Directory, _Dir]] = [("", tree, root)]
+    pending: deque[tuple[str, Directory, _Dir]] = deque([("", tree, root)])
     while pending:
-        drive_path, directory, node = pending.pop(0)
+        drive_path, directory, node = pending.popleft()
         if directory.dirs and drive_path.count("/") >= MAX_DIR_DEPTH:
             deep = drive_path + sorted(directory.dirs)[0]
             raise DriveError(
@@ -309,12 +310,12 @@ def _write_joliet(image: bytearray, node: _Dir, date: bytes) -> None:
 
 @dataclass
 class _Layout:
-    """Where the parts that are not directories or files start, and the image's size."""
+    """Where the path tables start, their sizes, and the image's size in sectors (directories,
+    continuations and files carry their own places)."""
 
     path_tables: tuple[int, int, int, int]  # primary L, primary M, Joliet L, Joliet M
     iso_table_size: int
     joliet_table_size: int
-    continuation: int
     sectors: int
 
 
@@ -335,6 +336,10 @@ def _allocate(
         cursor += node.iso_size // SECTOR
     continuation_start = cursor
     cursor += continuation
+    for node in iso_order:
+        for system_use in node.iso_records:
+            if system_use.continued:
+                system_use.ce_sector += continuation_start
     for node in joliet_order:
         node.joliet_extent = cursor
         cursor += node.joliet_size // SECTOR
@@ -346,7 +351,6 @@ def _allocate(
         (tables[0], tables[1], tables[2], tables[3]),
         iso_table,
         joliet_table,
-        continuation_start,
         cursor,
     )
 
@@ -370,7 +374,6 @@ def _encode(
     for node in iso_order:
         for system_use in node.iso_records:
             if system_use.continued:
-                system_use.ce_sector += layout.continuation
                 _put(image, system_use.ce_sector, system_use.continued, system_use.ce_offset)
         _write_primary(image, node, date)
     for node in joliet_order:
