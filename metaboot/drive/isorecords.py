@@ -46,6 +46,10 @@ NM_CONTINUE = 0x01
 # The longest name one NM entry holds (the entry length is one byte, 5 of them header).
 NM_CHUNK = 250
 
+# length, ext. attr. length, extent (LE, BE), size (LE, BE), date, flags, then unit size and
+# interleave gap (both 0), volume sequence number (both-endian), identifier length
+_RECORD_HEAD = struct.Struct("<BBI4sI4s7sB2x4sB")
+_VOLUME_SEQUENCE_1 = b"\x01\x00\x00\x01"
 _PATH_LE = struct.Struct("<BBIH")
 _PATH_BE = struct.Struct(">BBIH")
 
@@ -103,20 +107,21 @@ def directory_record(
     length = record_length(len(identifier), len(system_use))
     if length > 255:
         raise ValueError(f"directory record for {identifier!r} is {length} bytes, over 255")
-    out = bytearray((length, 0))
-    out += both32(extent)
-    out += both32(size)
-    out += date
-    out += bytes((FLAG_DIRECTORY if directory else 0, 0, 0))  # flags, unit size, gap
-    out += both16(1)  # volume sequence number
-    out.append(len(identifier))
-    out += identifier
-    if len(identifier) % 2 == 0:
-        out.append(0)
-    out += system_use
-    if len(system_use) % 2:
-        out.append(0)
-    return bytes(out)
+    id_pad = b"" if len(identifier) % 2 else b"\x00"
+    su_pad = b"\x00" if len(system_use) % 2 else b""
+    head = _RECORD_HEAD.pack(
+        length,
+        0,  # extended attribute record length
+        extent,
+        extent.to_bytes(4, "big"),
+        size,
+        size.to_bytes(4, "big"),
+        date,
+        FLAG_DIRECTORY if directory else 0,
+        _VOLUME_SEQUENCE_1,
+        len(identifier),
+    )
+    return head + identifier + id_pad + system_use + su_pad
 
 
 def path_table_record(identifier: bytes, extent: int, parent: int, *, big_endian: bool) -> bytes:
