@@ -191,24 +191,40 @@ def _place(lengths: list[int]) -> tuple[list[int], int]:
     return offsets, -(-position // SECTOR) * SECTOR
 
 
-def _plan_primary(node: _Dir, date: bytes, root: _Dir) -> None:
+class _EntryCache:
+    """The Rock Ridge entries most records share, encoded once per image: every file's are
+    the same, and a directory's differ only by its link count."""
+
+    def __init__(self, date: bytes) -> None:
+        self.tf = rec.tf_entry(date)
+        self.dot_rr = rec.rr_entry(rec.RR_PX | rec.RR_TF)
+        self.named_rr = rec.rr_entry(rec.RR_PX | rec.RR_TF | rec.RR_NM)
+        self.file = self.named_rr + rec.px_entry(FILE_MODE, 1) + self.tf
+        self._dirs: dict[tuple[bool, int], bytes] = {}
+
+    def directory(self, links: int, *, named: bool) -> bytes:
+        key = (named, links)
+        if key not in self._dirs:
+            rr = self.named_rr if named else self.dot_rr
+            self._dirs[key] = rr + rec.px_entry(DIR_MODE, links) + self.tf
+        return self._dirs[key]
+
+
+def _plan_primary(node: _Dir, root: _Dir, entries: _EntryCache) -> None:
     """The Rock Ridge entries of every record in ``node``'s primary extent, and its size."""
-    tf = rec.tf_entry(date)
-    dir_fixed = rec.rr_entry(rec.RR_PX | rec.RR_TF)
-    dot = dir_fixed + rec.px_entry(DIR_MODE, node.links) + tf
+    dot = entries.directory(node.links, named=False)
     if node is root:
         records = [_SystemUse(rec.sp_entry() + dot, continued=rec.er_entry())]
     else:
         records = [_SystemUse(dot)]
     parent = node.parent or node
-    records.append(_SystemUse(dir_fixed + rec.px_entry(DIR_MODE, parent.links) + tf))
+    records.append(_SystemUse(entries.directory(parent.links, named=False)))
     lengths = [rec.record_length(1, records[0].length), rec.record_length(1, records[1].length)]
     for child in node.iso_children:
         if isinstance(child, _Dir):
-            px = rec.px_entry(DIR_MODE, child.links)
+            fixed = entries.directory(child.links, named=True)
         else:
-            px = rec.px_entry(FILE_MODE, 1)
-        fixed = rec.rr_entry(rec.RR_PX | rec.RR_TF | rec.RR_NM) + px + tf
+            fixed = entries.file
         names = rec.nm_entries(child.rr_name)
         inline_name = fixed + names[0]
         if len(names) == 1 and rec.record_length(len(child.iso_id), len(inline_name)) <= 255:
@@ -421,8 +437,9 @@ def iso_image(files: Mapping[str, bytes], *, build_time: datetime | float, label
     root, file_list = _gather(tree)
     iso_order = _path_table_order(root, joliet=False)
     joliet_order = _path_table_order(root, joliet=True)
+    entries = _EntryCache(date)
     for node in iso_order:
-        _plan_primary(node, date, root)
+        _plan_primary(node, root, entries)
     for node in joliet_order:
         _plan_joliet(node)
     continuation = _plan_continuations(iso_order)
