@@ -1,13 +1,14 @@
 """ISO 9660 images with Joliet and Rock Ridge, laid out and written here.
 
-A config drive is a tiny, fixed shape: a few dozen small files in a shallow tree, no boot
-record, no symbolic links, no deep relocation, no multi-extent files. For that shape this module
-writes the image in about a millisecond. It used pycdlib before. pycdlib is a general ISO editor,
-and keeping every record as an object it can later edit costs it 4-6 ms for sixty files. That
-is a third of nova's genisoimage run, so the speed target (3x genisoimage, bench/drive_build.py)
-was not met reliably on a loaded machine. The measurements are in docs/drive.md. pycdlib stays
-in the tests as an independent reader of what this module writes, next to isoinfo, xorriso,
-blkid and cloud-init.
+A config drive has a small, fixed shape: a few dozen small files in a shallow tree, with no
+boot record, no symbolic links, no deep relocation and no multi-extent files. For that shape
+this module writes the image in one to two milliseconds. It used pycdlib before. pycdlib is a
+general ISO editor and keeps every record as an object it can later edit. For fifty files that
+costs it 4 to 10 ms, between a quarter and a half of nova's whole genisoimage run, so the speed
+target (3x genisoimage, bench/drive_build.py) did not hold on a loaded machine. The other ways
+of calling pycdlib did not help either (bench/iso_writers.py; docs/drive.md has the figures).
+pycdlib stays in the tests as an independent reader of what this module writes, next to
+isoinfo, xorriso, blkid and cloud-init.
 
 The image, in sector order:
 
