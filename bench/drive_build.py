@@ -6,15 +6,17 @@ Both sides start from the same rendered documents (the instance's drive files) a
 image file on disk, neither side calling fsync (the CLI's atomic, fsynced write is timed on its
 own lines, since fsync measures the disk more than the builder):
 
-* ISO:    ours (pycdlib, in process) vs nova's: write a temporary tree, then
+* ISO:    ours (metaboot.drive.iso, in process) vs nova's: write a temporary tree, then
           ``genisoimage -o … -ldots -allow-lowercase -allow-multidot -l -quiet -J -r -V config-2``;
 * VFAT:   ours (sparse, in process) vs ``truncate`` + ``mkfs.vfat -n config-2`` + ``mcopy -s``
           (nova's mkfs + copy, without the root-only loop mount);
 * NoCloud: ours vs genisoimage on a temporary tree labelled cidata (what cloud-localds does).
 
-Each figure is the median of ``--count`` builds; the ratio is baseline / ours (higher is
-better for us; the target is >= 3). Timings on a shared machine are noisy: compare the ratios,
-which are measured in the same run.
+Each figure is the median of ``--count`` builds, after ``--warmup`` builds of each side that are
+not counted (imports, page cache, the first fork of each tool). Ours and the baseline take
+turns, one build each, starting side alternating, so that a burst of load elsewhere on a shared
+machine slows both sides alike instead of one side's whole series. The ratio is baseline
+median / our median (higher is better for us; the target is >= 3).
 """
 
 from __future__ import annotations
@@ -119,18 +121,40 @@ def ours_durable(files: Mapping[str, bytes], out: Path, filesystem: str, label: 
     )
 
 
-def median_seconds(build: Callable[[], None], count: int) -> float:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
+def _timed(build: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    build()
+    return time.perf_counter() - start
+
+
+def median_seconds(build: Callable[[], None], count: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
         build()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_timed(build) for _ in range(count))
+
+
+def interleaved_medians(
+    ours: Callable[[], None], baseline: Callable[[], None], count: int, warmup: int
+) -> tuple[float, float]:
+    """Medians of ``count`` builds of each side, taken in turns after ``warmup`` of each."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    ours_times, base_times = [], []
+    for i in range(count):
+        if i % 2:
+            base_times.append(_timed(baseline))
+            ours_times.append(_timed(ours))
+        else:
+            ours_times.append(_timed(ours))
+            base_times.append(_timed(baseline))
+    return statistics.median(ours_times), statistics.median(base_times)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=20, help="builds per figure (median)")
+    parser.add_argument("--warmup", type=int, default=3, help="uncounted builds of each side first")
     parser.add_argument("--spec", help="instance spec to build (default: a typical one)")
     args = parser.parse_args(argv)
     for tool in ("genisoimage", "mkfs.vfat", "mcopy"):
@@ -140,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     instance = load_spec(args.spec) if args.spec else sample_instance()
     config = drive_files(instance, DriveOptions(build_time=WHEN))
     seed = drive_files(instance, DriveOptions(build_time=WHEN, format="nocloud"))
-    print(f"{len(config)} config-drive files, {sum(map(len, config.values()))} bytes; "
-          f"median of {args.count} builds each")  # fmt: skip
+    for name, files in (("config drive", config), ("NoCloud seed", seed)):
+        dirs = {p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)}
+        print(f"{name}: {len(files)} files in {len(dirs)} directories, "
+              f"{sum(map(len, files.values()))} bytes")  # fmt: skip
+    print(f"median of {args.count} builds per side, taken in turns, after {args.warmup} "
+          "uncounted builds of each")  # fmt: skip
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="drive-bench-") as tmp:
@@ -151,25 +179,33 @@ def main(argv: list[str] | None = None) -> int:
             ("vfat", config, "config-2", "vfat", mkfs_vfat, "mkfs.vfat + mcopy"),
             ("nocloud", seed, "cidata", "iso", nova_iso, "genisoimage (cloud-localds)"),
         ]
+        ours_out, base_out = Path(tmp, "ours.img"), Path(tmp, "baseline.img")
         for name, files, label, fs, baseline, baseline_name in cases:
-            ours_s = median_seconds(
-                lambda f=files, fs=fs, lb=label: ours(f, out, fs, lb), args.count
+            ours_s, base_s = interleaved_medians(
+                lambda f=files, fs=fs, lb=label: ours(f, ours_out, fs, lb),
+                lambda f=files, b=baseline, lb=label: b(f, base_out, lb),
+                args.count,
+                args.warmup,
             )
-            base_s = median_seconds(lambda f=files, b=baseline, lb=label: b(f, out, lb), args.count)
-            rows.append((name, ours_s, baseline_name, base_s, base_s / ours_s))
+            size = ours_out.stat().st_size
+            rows.append((name, ours_s, baseline_name, base_s, base_s / ours_s, size))
         durable = {
-            fs: median_seconds(lambda fs=fs: ours_durable(config, out, fs, "config-2"), args.count)
+            fs: median_seconds(
+                lambda fs=fs: ours_durable(config, out, fs, "config-2"), args.count, args.warmup
+            )
             for fs in ("iso", "vfat")
         }
         end_to_end = median_seconds(
-            lambda: write_drive_file(instance, out, DriveOptions(build_time=WHEN)), args.count
+            lambda: write_drive_file(instance, out, DriveOptions(build_time=WHEN)),
+            args.count,
+            args.warmup,
         )
 
-    print(f"{'format':8} {'ours':>10} {'baseline':>10}  {'ratio':>6}  baseline")
-    for name, ours_s, baseline_name, base_s, ratio in rows:
+    print(f"{'format':8} {'image':>9} {'ours':>10} {'baseline':>10}  {'ratio':>6}  baseline")
+    for name, ours_s, baseline_name, base_s, ratio, size in rows:
         flag = "" if ratio >= TARGET else f"  (below the {TARGET:g}x target)"
-        print(f"{name:8} {ours_s * 1e3:8.2f}ms {base_s * 1e3:8.2f}ms  {ratio:5.1f}x  "
-              f"{baseline_name}{flag}")  # fmt: skip
+        print(f"{name:8} {size / 1024:7.0f}KiB {ours_s * 1e3:8.2f}ms {base_s * 1e3:8.2f}ms  "
+              f"{ratio:5.1f}x  {baseline_name}{flag}")  # fmt: skip
     print("(both sides write the image file without fsync)")
     for fs, seconds in durable.items():
         print(f"{fs} through a temporary file + fsync + rename: {seconds * 1e3:.2f}ms")

@@ -96,8 +96,10 @@ def _writer(instance: Instance, options: DriveOptions) -> Callable[[BinaryIO], N
         )
         return image.write_to
 
+    iso_bytes = iso.build_iso(files, build_time=options.build_time, label=options.label)
+
     def write(out: BinaryIO) -> None:
-        iso.write_iso(files, out, build_time=options.build_time, label=options.label)
+        out.write(iso_bytes)
 
     return write
 

@@ -1,4 +1,4 @@
-"""Independent tools that judge our images: blkid, isoinfo, osirrox, fsck.vfat, mtools.
+"""Independent tools that judge our images: blkid, isoinfo, osirrox, pycdlib, fsck.vfat, mtools.
 
 Each helper runs the real tool and returns what it reports, so a test compares our bytes with
 another implementation's reading of them rather than with our own reader.
@@ -6,10 +6,13 @@ another implementation's reading of them rather than with our own reader.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import pycdlib
 
 TOOLS = ("blkid", "isoinfo", "osirrox", "genisoimage", "fsck.vfat", "mkfs.vfat", "mcopy")
 
@@ -74,6 +77,36 @@ def osirrox_extract(image: Path, dest: Path) -> dict[str, bytes]:
     assert out.returncode == 0, out.stderr
     _writable(dest)
     return _tree(dest)
+
+
+def pycdlib_read(image: Path, namespace: str) -> dict[str, bytes]:
+    """Every file of an ISO as pycdlib reads it, by its path in one namespace: ``rr`` (Rock
+    Ridge names), ``joliet`` or ``iso`` (the primary ISO 9660 identifiers, ``;1`` included).
+
+    pycdlib checks the structure as it opens an image (descriptors, path tables against the
+    directories, record lengths), so merely opening it is a test of its own.
+    """
+    iso = pycdlib.PyCdlib()
+    with image.open("rb") as fp:
+        iso.open_fp(fp)
+        files: dict[str, bytes] = {}
+        for dirpath, _dirs, names in iso.walk(**{f"{namespace}_path": "/"}):
+            for name in names:
+                path = f"{dirpath.rstrip('/')}/{name}"
+                out = io.BytesIO()
+                iso.get_file_from_iso_fp(out, **{f"{namespace}_path": path})
+                files[path.lstrip("/")] = out.getvalue()
+        iso.close()
+    return files
+
+
+def isoinfo_paths(image: Path, *, joliet: bool = False) -> set[str]:
+    """Every path (files and directories) isoinfo finds, by Rock Ridge (or Joliet) name."""
+    flag = "-J" if joliet else "-R"
+    out = subprocess.run(
+        ["isoinfo", flag, "-f", "-i", str(image)], capture_output=True, check=True
+    ).stdout
+    return {line.lstrip("/") for line in out.decode("utf-8", "surrogateescape").splitlines()}
 
 
 def mcopy_extract(image: Path, dest: Path) -> dict[str, bytes]:

@@ -15,7 +15,15 @@ from metaboot.diskfs import read_image
 from metaboot.drive import DriveOptions, build_drive, drive_files, write_atomic, write_drive_file
 from metaboot.errors import DriveError
 from metaboot.metadata import MetadataSettings, build_tree, parse_spec
-from tests.drive.checkers import blkid, mcopy_extract, osirrox_extract, require_tools
+from tests.drive.checkers import (
+    blkid,
+    isoinfo_paths,
+    isoinfo_x,
+    mcopy_extract,
+    osirrox_extract,
+    pycdlib_read,
+    require_tools,
+)
 from tests.drive.specs import KEY1, USER_DATA, UUID, rich_spec
 
 WHEN = datetime(2024, 6, 1, 8, 0, 0, tzinfo=UTC)
@@ -64,6 +72,23 @@ def test_every_file_is_what_the_service_serves(tmp_path: Path, fmt: str) -> None
     assert extracted["openstack/latest/user_data"] == USER_DATA.encode()
     assert extracted["openstack/content/0001"] == b"[app]\nmode=prod\n"
     assert "password" not in {p.rsplit("/", 1)[1] for p in extracted}
+
+
+def test_isoinfo_and_pycdlib_read_every_file_of_an_iso_drive(tmp_path: Path) -> None:
+    """Two more readers than osirrox, file by file, through Rock Ridge and Joliet names."""
+    instance = parse_spec(rich_spec())
+    options = DriveOptions(build_time=WHEN, seed_key=KEY)
+    image = write_drive_file(instance, tmp_path / "disk.config", options)
+    files = drive_files(instance, options)
+    assert len(files) > 50
+    directories = {p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)}
+    for joliet in (False, True):
+        assert isoinfo_paths(image, joliet=joliet) == files.keys() | directories
+    for path, body in files.items():
+        assert isoinfo_x(image, path) == body, path
+        assert isoinfo_x(image, path, joliet=True) == body, path
+    assert pycdlib_read(image, "rr") == files
+    assert pycdlib_read(image, "joliet") == files
 
 
 def test_admin_pass_only_in_meta_data(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""ISO writer: judged by blkid, isoinfo, xorriso and genisoimage-era readers."""
+"""ISO writer: judged by blkid, isoinfo, xorriso, pycdlib and genisoimage-era readers."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from metaboot.errors import DriveError
 from tests.drive.checkers import (
     blkid,
     isoinfo_d,
+    isoinfo_paths,
     isoinfo_x,
     osirrox_extract,
+    pycdlib_read,
     require_tools,
     sample_files,
 )
@@ -61,6 +63,57 @@ def test_isoinfo_reads_rock_ridge_and_joliet_paths(image: Path) -> None:
     for path in ("openstack/latest/meta_data.json", "ec2/latest/user-data", "big.bin"):
         assert isoinfo_x(image, path) == files[path]
         assert isoinfo_x(image, path, joliet=True) == files[path]
+
+
+def test_pycdlib_reads_all_three_trees(image: Path) -> None:
+    files = sample_files()
+    assert pycdlib_read(image, "rr") == files
+    joliet = pycdlib_read(image, "joliet")
+    primary = pycdlib_read(image, "iso")
+    assert len(joliet) == len(primary) == len(files)
+    # the same data behind every tree; Joliet keeps the exact names that fit it
+    assert sorted(joliet.values()) == sorted(primary.values()) == sorted(files.values())
+    for path, body in files.items():
+        if path.isascii() and len(path.rsplit("/", 1)[-1]) <= 64:
+            assert joliet[path] == body, path
+    assert primary["OPENSTACK/LATEST/META_DATA.JSON;1"] == files["openstack/latest/meta_data.json"]
+
+
+def crowded_files() -> dict[str, bytes]:
+    """More than one sector of everything: directory records, path tables, continuation area
+    (long names, names split over two NM entries), and file data."""
+    files: dict[str, bytes] = {}
+    for n in range(150):
+        files[f"dir{n:03d}/f"] = b"%d" % n
+    for n in range(120):
+        name = f"{n:03d}-" + "long-name-" * 25  # 254 characters: NM in the continuation area
+        files[f"many/{name}"] = bytes([n]) * (n * 37)
+    files["n" * 255] = b"longest name"  # 255 bytes: two NM entries
+    files["é" * 127] = b"254 bytes of UTF-8"
+    files["deep/" * 6 + "bottom"] = b"depth 7"
+    files["sizes/exact"] = b"s" * 2048
+    files["sizes/over"] = b"o" * 2049
+    files["sizes/empty"] = b""
+    return files
+
+
+def test_a_crowded_image_is_read_alike_by_every_reader(tmp_path: Path) -> None:
+    files = crowded_files()
+    image = tmp_path / "crowded.iso"
+    image.write_bytes(build_iso(files, build_time=BUILD_TIME))
+    assert blkid(image)["TYPE"] == "iso9660"
+    assert osirrox_extract(image, tmp_path / "x") == files
+    assert pycdlib_read(image, "rr") == files
+    assert len(pycdlib_read(image, "joliet")) == len(pycdlib_read(image, "iso")) == len(files)
+    directories = {p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)}
+    listed = isoinfo_paths(image)
+    assert {p for p in listed if p.isascii()} == {
+        p for p in files.keys() | directories if p.isascii()
+    }
+    for path in ("n" * 255, "many/119-" + "long-name-" * 25, "sizes/over", "deep/" * 6 + "bottom"):
+        assert isoinfo_x(image, path) == files[path]
+    with image.open("rb") as fp:
+        assert open_image(fp).read_all() == files
 
 
 def test_our_reader_agrees(image: Path) -> None:
