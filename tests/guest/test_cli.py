@@ -297,3 +297,29 @@ def test_a_plain_boot_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
     unwanted = {"email.parser", "http.client", "urllib.request", "ssl", "argparse", "jinja2"}
     unwanted |= {"metaboot.service", "metaboot.registry", "metaboot.drive", "importlib.util"}
     assert loaded & unwanted == set()
+
+
+def test_init_runs_without_the_cycle_collector_and_gives_it_back(tmp_path: Path) -> None:
+    """As the program, init leaves the collector off to its end (the process ends with the
+    boot); called as a function it turns it back on when it returns."""
+    root = make_root(tmp_path)
+    write_drive_dir(root, DRIVE, tree(spec(user_data="#cloud-config\n{}\n")))
+    code = (
+        "import gc, sys\n"
+        "from metaboot import cli\n"
+        "from metaboot.guest import runner\n"
+        "seen = []\n"
+        "real = runner.run\n"
+        "runner.run = lambda *a: seen.append(gc.isenabled()) or real(*a)\n"
+        f"sys.argv = ['metaboot', 'init', '--root', {str(root.base)!r}]\n"
+        "cli.main()\n"
+        "as_program = gc.isenabled()\n"
+        "gc.enable()\n"
+        f"cli.main(['init', '--root', {str(root.base)!r}])\n"
+        "print('@@', seen, as_program, gc.isenabled())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.rsplit("@@", 1)[1].split() == ["[False,", "False]", "False", "True"]
