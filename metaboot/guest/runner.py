@@ -105,9 +105,10 @@ class Runner:
                 log.exception("stage %s crashed", stage.value)
                 recorder.error(f"internal error: {type(err).__name__}: {err}")
             finally:
-                if stage == stages[-1]:
+                last = stage == stages[-1]
+                if last:
                     self.sync_state(recorder)  # this process's semaphores, durable at once
-                recorder.finish()
+                recorder.finish(save=last)  # else the next stage's start saves it
             failed = failed or bool(recorder.data["errors"])
             self.print_stage(stage, recorder)
         if Stage.FINAL in stages:
@@ -133,7 +134,7 @@ class Runner:
         elif not self.restore(rec):
             return
         self.run_modules(stage, rec)
-        if stage == Stage.FINAL and self.instance is not None:
+        if stage == Stage.FINAL and self.instance is not None and not _wrote_boot_finished(rec):
             finished = (
                 f"{self.state.instance_dir(self.instance.instance_id)}/{layout.BOOT_FINISHED}"
             )
@@ -561,6 +562,15 @@ class Runner:
 
     def print_final(self) -> None:
         self.say(final_line(self.status.record))
+
+
+def _wrote_boot_finished(rec: StageRecorder) -> bool:
+    """final_message writes ``boot-finished`` in cloud-init's words (uptime, time, version);
+    the runner writes its own only when that module did not run, instead of overwriting it."""
+    return any(
+        m.get("name") == "final_message" and m.get("result") in ("changed", "ok")
+        for m in rec.data["modules"]
+    )
 
 
 def jsonable(value: Any) -> Any:
