@@ -65,16 +65,19 @@ NEVER_ON_THIS_BOOT = {
     "jinja2": "no jinja template part",
 }
 
+# As the program (``sys.argv``), init ends the process itself once its exit handlers ran:
+# the listing is written by one of them.
 CHILD = """
-import json, runpy, sys
+import atexit, json, runpy, sys
 root, listing, stage = sys.argv[1:4]
 sys.argv = ["metaboot", "init", "--root", root, "--stage", stage]
-try:
-    runpy.run_module("metaboot.cli", run_name="__main__")
-except SystemExit:
-    pass
-with open(listing, "w") as out:
-    json.dump(sorted(sys.modules), out)
+
+def write_listing():
+    with open(listing, "w") as out:
+        json.dump(sorted(sys.modules), out)
+
+atexit.register(write_listing)
+runpy.run_module("metaboot.cli", run_name="__main__")
 """
 
 
