@@ -103,7 +103,7 @@ class State:
         commits their names (a file whose content did not reach the disk still exists, which
         is all a semaphore has to say)."""
         for directory in sorted(self._unsynced):
-            fd = os.open(self.root.path(directory), os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(self.root.host_path(directory), os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:

@@ -462,10 +462,10 @@ def test_one_process_saves_each_stage_end_with_the_next_stage_start(
     writes: list[dict[str, Any]] = []
     real_write = volatile.write
 
-    def spy(root_: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> Path:
+    def spy(root_: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> None:
         if guest_path in ("/run/metaboot/status.json", "/var/lib/metaboot/data/status.json"):
             writes.append({"path": guest_path, "record": json.loads(content)})
-        return real_write(root_, guest_path, content, mode)
+        real_write(root_, guest_path, content, mode)
 
     monkeypatch.setattr(volatile, "write", spy)
     code, _, _ = run_agent(root, standard_registry())

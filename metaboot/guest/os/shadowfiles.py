@@ -328,14 +328,14 @@ class AccountFiles:
             raise
 
     def _host(self, name: str) -> str:
-        return os.fspath(self.root.path(f"/etc/{name}"))
+        return self.root.host_path(f"/etc/{name}")
 
     # ---- locking -------------------------------------------------------------------------
 
     def _lock(self) -> None:
         import fcntl
 
-        path = os.fspath(self.root.path("/etc/.pwd.lock"))
+        path = self.root.host_path("/etc/.pwd.lock")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + LOCK_WAIT
         while True:
@@ -660,7 +660,7 @@ class AccountFiles:
         return warnings
 
     def _make_home(self, home: Home) -> str | None:
-        target = os.fspath(self.root.path(home.path))
+        target = self.root.host_path(home.path)
         if os.path.lexists(target):
             return (
                 f"the home directory {home.path} already exists; "
@@ -679,13 +679,13 @@ class AccountFiles:
         os.mkdir(target, 0)
         os.chown(target, home.uid, home.gid)
         os.chmod(target, self.policy.home_mode)
-        skel = os.fspath(self.root.path(self.policy.skel, follow=True))
+        skel = self.root.host_path(self.policy.skel, follow=True)
         if os.path.isdir(skel):
             _copy_tree(skel, target, self.policy.skel, home, check_only=False)
         return None
 
     def check_skeleton(self) -> None:
-        skel = os.fspath(self.root.path(self.policy.skel, follow=True))
+        skel = self.root.host_path(self.policy.skel, follow=True)
         if not os.path.isdir(skel):
             raise Unsupported(f"no skeleton directory {self.policy.skel}")
         _copy_tree(skel, "", self.policy.skel, Home("", 0, 0), check_only=True)
