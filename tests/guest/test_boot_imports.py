@@ -63,6 +63,10 @@ NEVER_ON_THIS_BOOT = {
     "metaboot.guest.network.renderers.ifupdown": "the image has systemd-networkd only",
     "metaboot.guest.network.renderers.ifcfg": "the image has systemd-networkd only",
     "jinja2": "no jinja template part",
+    "metaboot.guest.os.keycrypt": "only set_passwords' publish_password encrypts (RSA)",
+    "metaboot.guest.modules._platform_password": "only publish_password posts a password",
+    "metaboot.guest.os.services": "no ssh_pwauth change, so no sshd reload",
+    "metaboot.guest.os.power": "no power_state",
 }
 
 # As the program (``sys.argv``), init ends the process itself once its exit handlers ran:
