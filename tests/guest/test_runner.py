@@ -7,6 +7,7 @@ invalid settings, unknown keys, a broken agent config, stages in separate proces
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -424,8 +425,9 @@ def test_a_new_boot_never_reuses_what_an_earlier_boot_found(tmp_path: Path) -> N
 
 
 def test_semaphores_are_written_for_each_frequency_and_synced_per_process(tmp_path: Path) -> None:
-    """Semaphores are replaced atomically without an fsync each; State.sync commits every
-    directory written since the last call, and the runner calls it before it exits."""
+    """Semaphores are written in place (as cloud-init's) without an fsync each; State.sync
+    commits every directory written since the last call, and the runner calls it before it
+    exits."""
     from metaboot.guest.state import State
 
     root = make_root(tmp_path)
@@ -443,6 +445,15 @@ def test_semaphores_are_written_for_each_frequency_and_synced_per_process(tmp_pa
     assert json.loads(sem.read_text())["result"] == "changed"
     assert stat.S_IMODE(sem.stat().st_mode) == 0o600
     assert [p.name for p in sem.parent.iterdir()] == ["users_groups"]  # no temporary left
+    os.chmod(sem, 0o644)  # marked again: rewritten in place, private again
+    state.mark("users_groups", Frequency.INSTANCE, "i-1", "failed")
+    assert json.loads(sem.read_text())["result"] == "failed"
+    assert stat.S_IMODE(sem.stat().st_mode) == 0o600
+    # A link planted where a semaphore goes is refused, never written through.
+    os.symlink(tmp_path / "elsewhere", root.path("/var/lib/metaboot/instances/i-1/sem/ssh"))
+    with pytest.raises(OSError):
+        state.mark("ssh", Frequency.INSTANCE, "i-1", "ok")
+    assert not (tmp_path / "elsewhere").exists()
 
     # A directory that vanished before the sync is an error the runner reports, not a crash.
     state.mark("ssh", Frequency.INSTANCE, "i-3", "ok")
