@@ -351,7 +351,7 @@ class Runner:
         self.run_boothooks(idir, [s for s, _ in pairs if s.kind == "boothook"], rec)
 
     def userdata_options(self, rec: StageRecorder) -> Any:
-        from metaboot.guest import template, userdata
+        from metaboot.guest import userdata
 
         settings = self.agent.cfg.get("user_data", {})
         assert self.instance is not None
@@ -360,7 +360,12 @@ class Runner:
         def variables() -> dict[str, Any]:
             return instancedata.template_variables(instancedata.build(instance, self.root))
 
-        render = template.make_renderer(variables, self.template_warnings)
+        def render(text: str) -> str:
+            # The template machinery only for a template part: most boots have none.
+            from metaboot.guest import template
+
+            return template.make_renderer(variables, self.template_warnings)(text)
+
         max_bytes = int(settings.get("max_bytes", 1024 * 1024))
 
         def fetch(url: str) -> bytes:
@@ -389,11 +394,15 @@ class Runner:
             previous = [p for p in old.get("scripts", []) if isinstance(p, str)]
         except (OSError, ValueError):
             pass
+        if not pairs and not previous:
+            return []  # nothing to write or remove: most boots have no script
         from metaboot.guest import scripts
 
         return scripts.store(self.root, idir, pairs, previous)
 
     def run_boothooks(self, idir: str, hooks: list[Script], rec: StageRecorder) -> None:
+        if not hooks:
+            return
         from metaboot.guest import scripts
 
         assert self.instance is not None

@@ -67,6 +67,9 @@ NEVER_ON_THIS_BOOT = {
     "metaboot.guest.modules._platform_password": "only publish_password posts a password",
     "metaboot.guest.os.services": "no ssh_pwauth change, so no sshd reload",
     "metaboot.guest.os.power": "no power_state",
+    "metaboot.guest.os.commands": "no bootcmd, runcmd or script to run",
+    "metaboot.guest.scripts": "no script or boothook in the user-data",
+    "metaboot.guest.template": "no jinja template part",
 }
 
 # As the program (``sys.argv``), init ends the process itself once its exit handlers ran:
