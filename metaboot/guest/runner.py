@@ -105,9 +105,10 @@ class Runner:
                 log.exception("stage %s crashed", stage.value)
                 recorder.error(f"internal error: {type(err).__name__}: {err}")
             finally:
-                if stage == stages[-1]:
+                last = stage == stages[-1]
+                if last:
                     self.sync_state(recorder)  # this process's semaphores, durable at once
-                recorder.finish()
+                recorder.finish(save=last)  # else the next stage's start saves it
             failed = failed or bool(recorder.data["errors"])
             self.print_stage(stage, recorder)
         if Stage.FINAL in stages:
@@ -133,7 +134,7 @@ class Runner:
         elif not self.restore(rec):
             return
         self.run_modules(stage, rec)
-        if stage == Stage.FINAL and self.instance is not None:
+        if stage == Stage.FINAL and self.instance is not None and not _wrote_boot_finished(rec):
             finished = (
                 f"{self.state.instance_dir(self.instance.instance_id)}/{layout.BOOT_FINISHED}"
             )
@@ -350,7 +351,7 @@ class Runner:
         self.run_boothooks(idir, [s for s, _ in pairs if s.kind == "boothook"], rec)
 
     def userdata_options(self, rec: StageRecorder) -> Any:
-        from metaboot.guest import template, userdata
+        from metaboot.guest import userdata
 
         settings = self.agent.cfg.get("user_data", {})
         assert self.instance is not None
@@ -359,7 +360,12 @@ class Runner:
         def variables() -> dict[str, Any]:
             return instancedata.template_variables(instancedata.build(instance, self.root))
 
-        render = template.make_renderer(variables, self.template_warnings)
+        def render(text: str) -> str:
+            # The template machinery only for a template part: most boots have none.
+            from metaboot.guest import template
+
+            return template.make_renderer(variables, self.template_warnings)(text)
+
         max_bytes = int(settings.get("max_bytes", 1024 * 1024))
 
         def fetch(url: str) -> bytes:
@@ -388,11 +394,15 @@ class Runner:
             previous = [p for p in old.get("scripts", []) if isinstance(p, str)]
         except (OSError, ValueError):
             pass
+        if not pairs and not previous:
+            return []  # nothing to write or remove: most boots have no script
         from metaboot.guest import scripts
 
         return scripts.store(self.root, idir, pairs, previous)
 
     def run_boothooks(self, idir: str, hooks: list[Script], rec: StageRecorder) -> None:
+        if not hooks:
+            return
         from metaboot.guest import scripts
 
         assert self.instance is not None
@@ -561,6 +571,15 @@ class Runner:
 
     def print_final(self) -> None:
         self.say(final_line(self.status.record))
+
+
+def _wrote_boot_finished(rec: StageRecorder) -> bool:
+    """final_message writes ``boot-finished`` in cloud-init's words (uptime, time, version);
+    the runner writes its own only when that module did not run, instead of overwriting it."""
+    return any(
+        m.get("name") == "final_message" and m.get("result") in ("changed", "ok")
+        for m in rec.data["modules"]
+    )
 
 
 def jsonable(value: Any) -> Any:

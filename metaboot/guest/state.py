@@ -85,25 +85,38 @@ class State:
         return path is not None and self.root.exists(path)
 
     def mark(self, name: str, frequency: Frequency, instance_id: str, result: str) -> None:
-        """Leave the semaphore (replaced atomically; made durable by :meth:`sync`).
+        """Leave the semaphore (made durable by :meth:`sync`).
 
         A semaphore only says "done": it is written after the module's own files, which are
-        fsynced, and nothing reads what it holds. So it gets no fsync of its own — one per file
-        was half the fsyncs of a first boot — and :meth:`sync` makes every semaphore of a stage
-        durable at once. A crash before that can only make a module run again, as it would
-        had the crash come a moment earlier (cloud-init never syncs its semaphores at all)."""
+        fsynced, and nothing reads what it holds — its name is the answer. So it is written in
+        place, as cloud-init writes its own, with no temporary file to rename (a rename each
+        was a quarter of a first boot's), and gets no fsync of its own — one per file was half
+        the fsyncs of a first boot — :meth:`sync` makes every semaphore of a stage durable at
+        once. A crash before that can only make a module run again, as it would had the crash
+        come a moment earlier (cloud-init never syncs its semaphores at all); a crash during
+        the write leaves a semaphore whose text is cut short, which says "done" all the same."""
         path = self._semaphore(name, frequency, instance_id)
-        if path is not None:
-            record = {"time": time.time(), "result": result}
-            volatile.write(self.root, path, json.dumps(record) + "\n", 0o600)
-            self._unsynced.add(path.rsplit("/", 1)[0])
+        if path is None:
+            return
+        record = {"time": time.time(), "result": result}
+        host = self.root.host_path(path)
+        directory = os.path.dirname(host)
+        self.root.makedirs_host(directory)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(host, flags, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (json.dumps(record) + "\n").encode())
+        finally:
+            os.close(fd)
+        self._unsynced.add(path.rsplit("/", 1)[0])
 
     def sync(self) -> None:
         """Make the semaphores written since the last call durable: one fsync per directory
         commits their names (a file whose content did not reach the disk still exists, which
         is all a semaphore has to say)."""
         for directory in sorted(self._unsynced):
-            fd = os.open(self.root.path(directory), os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(self.root.host_path(directory), os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:

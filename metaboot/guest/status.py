@@ -46,11 +46,13 @@ class StatusStore:
     def __init__(self, root: Root) -> None:
         self.root = root
         self.record: dict[str, Any] = new_record()
+        self.unsaved = False  # a stage's end not yet saved (see StageRecorder.finish)
 
     def begin_boot(self) -> None:
+        """A fresh record for this boot. Not saved here: the first stage's start, a moment
+        later, writes it (one rewrite of status.json fewer per boot)."""
         self.record = new_record()
         self.root.remove(layout.RESULT_FILE)
-        self.save()
 
     def load(self) -> dict[str, Any]:
         loaded = read_record(self.root)
@@ -65,6 +67,7 @@ class StatusStore:
         volatile.write(self.root, layout.STATUS_FILE, text, 0o644)
         if persist:
             volatile.write(self.root, layout.STATUS_COPY, text, 0o644)
+        self.unsaved = False
 
     def stage(self, name: str) -> StageRecorder:
         return StageRecorder(self, name)
@@ -100,7 +103,8 @@ class StageRecorder:
         self._t0 = self._saved = time.perf_counter()
         store.record["stages"][name] = self.data
         store.record["stage"] = name
-        store.save()
+        # After a stage this process finished without saving, this save stands for its end too.
+        store.save(persist=store.unsaved)
 
     def error(self, message: str) -> None:
         self.data["errors"].append(message)
@@ -128,11 +132,17 @@ class StageRecorder:
             self.store.save()
             self._saved = now
 
-    def finish(self) -> None:
+    def finish(self, *, save: bool = True) -> None:
+        """The stage's end, saved (and copied to disk) at once — or, with ``save=False`` when
+        the same process starts the next stage right away, by that stage's start, which
+        writes the same record plus the new stage (``--stage all`` saves three times less)."""
         self.data["end"] = time.time()
         self.data["duration"] = round(time.perf_counter() - self._t0, 6)
         self.store.record["stage"] = None
-        self.store.save(persist=True)
+        if save:
+            self.store.save(persist=True)
+        else:
+            self.store.unsaved = True
 
 
 def read_record(root: Root) -> dict[str, Any] | None:

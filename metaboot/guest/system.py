@@ -74,6 +74,11 @@ class Root:
         """
         return Path(self._resolve(os.fspath(guest_path), follow))
 
+    def host_path(self, guest_path: str | os.PathLike[str], *, follow: bool = False) -> str:
+        """:meth:`path` as a plain string, for code that hands it straight to ``os``: the
+        agent maps a few hundred paths per boot, and a Path object each is measurable."""
+        return self._resolve(os.fspath(guest_path), follow)
+
     def _resolve(self, guest_path: str, follow: bool) -> str:
         # Plain strings and one lstat per component: the agent maps a few hundred paths per
         # boot, and building a pathlib object per component cost more than the system calls.
@@ -118,14 +123,16 @@ class Root:
         return prefix + "/" + "/".join(resolved)
 
     def exists(self, guest_path: str) -> bool:
-        return self.path(guest_path, follow=True).exists()
+        return _exists(self._resolve(guest_path, True))
 
     def read_bytes(self, guest_path: str) -> bytes:
-        return self.path(guest_path, follow=True).read_bytes()
+        with open(self._resolve(guest_path, True), "rb") as handle:
+            return handle.read()
 
     def read_text(self, guest_path: str, default: str | None = None) -> str:
         try:
-            return self.path(guest_path, follow=True).read_text(encoding="utf-8")
+            with open(self._resolve(guest_path, True), encoding="utf-8") as handle:
+                return handle.read()
         except FileNotFoundError:
             if default is None:
                 raise
@@ -133,7 +140,7 @@ class Root:
 
     def listdir(self, guest_path: str) -> list[str]:
         try:
-            return sorted(os.listdir(self.path(guest_path, follow=True)))
+            return sorted(os.listdir(self._resolve(guest_path, True)))
         except FileNotFoundError:
             return []
 
@@ -211,7 +218,7 @@ class Root:
         for directory in reversed(missing):
             os.mkdir(directory, mode)
             os.chmod(directory, mode)
-            self._chown(Path(directory), owner, group)
+            self._chown(directory, owner, group)
 
     def write_file(
         self,
@@ -224,7 +231,7 @@ class Root:
     ) -> Path:
         """Write a file atomically; ``mode=None`` keeps an existing file's mode (else 0644)."""
         data = content.encode("utf-8") if isinstance(content, str) else content
-        target = self.path(guest_path)
+        target = self._resolve(os.fspath(guest_path), False)
         self.makedirs_host(os.path.dirname(target))
         existing: os.stat_result | None
         try:
@@ -232,7 +239,8 @@ class Root:
         except FileNotFoundError:
             existing = None
         if append and existing is not None and stat.S_ISREG(existing.st_mode):
-            data = target.read_bytes() + data
+            with open(target, "rb") as handle:
+                data = handle.read() + data
         if mode is None:
             mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o644
         fd, tmp = temporary_file(target)
@@ -244,14 +252,14 @@ class Root:
             os.chmod(tmp, mode)
             if owner is None and group is None and existing is not None:
                 if (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
-                    self._chown_raw(Path(tmp), existing.st_uid, existing.st_gid)
+                    self._chown_raw(tmp, existing.st_uid, existing.st_gid)
             else:
-                self._chown(Path(tmp), owner, group)
+                self._chown(tmp, owner, group)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return target
+        return Path(target)
 
     def remove(self, guest_path: str) -> bool:
         """Remove a file or symlink; True if something was removed."""
@@ -264,7 +272,9 @@ class Root:
     def chown(self, guest_path: str, owner: str | int | None, group: str | int | None) -> None:
         self._chown(self.path(guest_path), owner, group)
 
-    def _chown(self, host_path: Path, owner: str | int | None, group: str | int | None) -> None:
+    def _chown(
+        self, host_path: str | Path, owner: str | int | None, group: str | int | None
+    ) -> None:
         if owner is None and group is None:
             return
         uid = self.uid_of(owner) if owner is not None else -1
@@ -277,7 +287,7 @@ class Root:
         self._chown_raw(host_path, uid, gid)
 
     @staticmethod
-    def _chown_raw(host_path: Path, uid: int, gid: int) -> None:
+    def _chown_raw(host_path: str | Path, uid: int, gid: int) -> None:
         try:
             os.chown(host_path, uid, gid, follow_symlinks=False)
         except PermissionError:

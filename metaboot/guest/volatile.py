@@ -8,23 +8,30 @@ They are still replaced atomically, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from pathlib import Path
 
 from metaboot.guest.system import Root, temporary_file
 
 
-def write(root: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> Path:
+def write(root: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> None:
+    """Replace ``guest_path`` atomically (temporary file beside it, renamed over it), with
+    plain ``os`` calls on the descriptor: the agent writes some fifty of these per first boot,
+    and a buffered file object or a path lookup per step is measurable there."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    target = root.path(guest_path)
+    target = root.host_path(guest_path)
     root.makedirs_host(os.path.dirname(target))
     fd, tmp = temporary_file(target)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    return target

@@ -63,18 +63,28 @@ NEVER_ON_THIS_BOOT = {
     "metaboot.guest.network.renderers.ifupdown": "the image has systemd-networkd only",
     "metaboot.guest.network.renderers.ifcfg": "the image has systemd-networkd only",
     "jinja2": "no jinja template part",
+    "metaboot.guest.os.keycrypt": "only set_passwords' publish_password encrypts (RSA)",
+    "metaboot.guest.modules._platform_password": "only publish_password posts a password",
+    "metaboot.guest.os.services": "no ssh_pwauth change, so no sshd reload",
+    "metaboot.guest.os.power": "no power_state",
+    "metaboot.guest.os.commands": "no bootcmd, runcmd or script to run",
+    "metaboot.guest.scripts": "no script or boothook in the user-data",
+    "metaboot.guest.template": "no jinja template part",
 }
 
+# As the program (``sys.argv``), init ends the process itself once its exit handlers ran:
+# the listing is written by one of them.
 CHILD = """
-import json, runpy, sys
+import atexit, json, runpy, sys
 root, listing, stage = sys.argv[1:4]
 sys.argv = ["metaboot", "init", "--root", root, "--stage", stage]
-try:
-    runpy.run_module("metaboot.cli", run_name="__main__")
-except SystemExit:
-    pass
-with open(listing, "w") as out:
-    json.dump(sorted(sys.modules), out)
+
+def write_listing():
+    with open(listing, "w") as out:
+        json.dump(sorted(sys.modules), out)
+
+atexit.register(write_listing)
+runpy.run_module("metaboot.cli", run_name="__main__")
 """
 
 

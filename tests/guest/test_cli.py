@@ -297,3 +297,53 @@ def test_a_plain_boot_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
     unwanted = {"email.parser", "http.client", "urllib.request", "ssl", "argparse", "jinja2"}
     unwanted |= {"metaboot.service", "metaboot.registry", "metaboot.drive", "importlib.util"}
     assert loaded & unwanted == set()
+
+
+def test_init_runs_without_the_cycle_collector_and_gives_it_back(tmp_path: Path) -> None:
+    """As the program, init leaves the collector off to its end (the process ends with the
+    boot); called as a function it turns it back on when it returns."""
+    root = make_root(tmp_path)
+    write_drive_dir(root, DRIVE, tree(spec(user_data="#cloud-config\n{}\n")))
+    code = (
+        "import gc, sys\n"
+        "from metaboot import cli\n"
+        "from metaboot.guest import runner\n"
+        "seen = []\n"
+        "real = runner.run\n"
+        "runner.run = lambda *a: seen.append(gc.isenabled()) or real(*a)\n"
+        f"print('@@', cli.main(['init', '--root', {str(root.base)!r}]), gc.isenabled())\n"
+        "print('@@', seen)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert [line for line in out.splitlines() if line.startswith("@@")] == [
+        "@@ 0 True",
+        "@@ [False]",
+    ]
+
+
+def test_init_as_the_program_ends_the_process_after_its_exit_handlers(tmp_path: Path) -> None:
+    """``metaboot init`` skips the interpreter's teardown (os._exit) but not what matters in
+    it: exit handlers run (the log is flushed and closed), stdout is flushed, the exit code is
+    the boot's."""
+    root = make_root(tmp_path)
+    write_drive_dir(root, DRIVE, tree(spec(user_data="#cloud-config\nbootcmd: 5\n")))
+    code = (
+        "import atexit, gc, sys\n"
+        "from metaboot import cli\n"
+        "atexit.register(lambda: print('@@ exit handler, collector', gc.isenabled()))\n"
+        f"sys.argv = ['metaboot', 'init', '--root', {str(root.base)!r}]\n"
+        "sys.stdout.write('@@ buffered, not yet flushed\\n')\n"
+        "cli.main()\n"
+        "print('@@ never reached')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stderr  # bootcmd: 5 is invalid settings: an error
+    marks = [line for line in proc.stdout.splitlines() if line.startswith("@@")]
+    assert marks == ["@@ buffered, not yet flushed", "@@ exit handler, collector False"]
+    assert "metaboot finished: instance" in proc.stdout
+    log = root.read_text("/var/log/metaboot.log")
+    assert "module bootcmd" in log and log.endswith("\n")

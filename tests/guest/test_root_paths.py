@@ -120,6 +120,8 @@ def test_path_mapping_matches_the_pathlib_reference(tree: Path) -> None:
     for guest in paths:
         for follow in (False, True):
             assert root.path(guest, follow=follow) == reference_path(tree, guest, follow), guest
+            host = root.host_path(guest, follow=follow)  # the same mapping, as a str
+            assert isinstance(host, str) and Path(host) == root.path(guest, follow=follow)
     with pytest.raises(OSError, match="too many levels"):
         root.path("/loop-a/x")
     assert Root("/").path("/etc//hostname") == Path("/etc/hostname")
@@ -142,3 +144,20 @@ def test_temporary_files_are_private_unique_and_refuse_planted_links(tmp_path: P
     root = Root(tmp_path)
     root.write_file("/motd", "hello\n")
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".motd.")) == ["motd"]
+
+
+def test_reads_through_the_string_mapping_behave_like_pathlibs(tree: Path) -> None:
+    """exists/read_text/read_bytes/listdir map to a plain string (no Path per call) and keep
+    pathlib's answers: links followed inside the tree, a missing file per its default."""
+    root = Root(tree)
+    assert root.exists("/conf/hostname") and not root.exists("/conf/missing")
+    assert not root.exists("/etc/hostname/below")  # ENOTDIR is "not there", as for pathlib
+    assert root.read_text("/etc/name-link") == "inside\n"
+    assert root.read_bytes("/conf/hostname") == b"inside\n"
+    assert root.read_text("/etc/missing", default="") == ""
+    with pytest.raises(FileNotFoundError):
+        root.read_text("/etc/missing")
+    assert root.listdir("/conf") == sorted(os.listdir(tree / "etc"))
+    assert root.listdir("/missing") == []
+    (tree / "etc/crlf").write_bytes(b"a\r\nb\r\n")
+    assert root.read_text("/etc/crlf") == (tree / "etc/crlf").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ invalid settings, unknown keys, a broken agent config, stages in separate proces
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -424,8 +425,9 @@ def test_a_new_boot_never_reuses_what_an_earlier_boot_found(tmp_path: Path) -> N
 
 
 def test_semaphores_are_written_for_each_frequency_and_synced_per_process(tmp_path: Path) -> None:
-    """Semaphores are replaced atomically without an fsync each; State.sync commits every
-    directory written since the last call, and the runner calls it before it exits."""
+    """Semaphores are written in place (as cloud-init's) without an fsync each; State.sync
+    commits every directory written since the last call, and the runner calls it before it
+    exits."""
     from metaboot.guest.state import State
 
     root = make_root(tmp_path)
@@ -443,9 +445,76 @@ def test_semaphores_are_written_for_each_frequency_and_synced_per_process(tmp_pa
     assert json.loads(sem.read_text())["result"] == "changed"
     assert stat.S_IMODE(sem.stat().st_mode) == 0o600
     assert [p.name for p in sem.parent.iterdir()] == ["users_groups"]  # no temporary left
+    os.chmod(sem, 0o644)  # marked again: rewritten in place, private again
+    state.mark("users_groups", Frequency.INSTANCE, "i-1", "failed")
+    assert json.loads(sem.read_text())["result"] == "failed"
+    assert stat.S_IMODE(sem.stat().st_mode) == 0o600
+    # A link planted where a semaphore goes is refused, never written through.
+    os.symlink(tmp_path / "elsewhere", root.path("/var/lib/metaboot/instances/i-1/sem/ssh"))
+    with pytest.raises(OSError):
+        state.mark("ssh", Frequency.INSTANCE, "i-1", "ok")
+    assert not (tmp_path / "elsewhere").exists()
 
     # A directory that vanished before the sync is an error the runner reports, not a crash.
     state.mark("ssh", Frequency.INSTANCE, "i-3", "ok")
     shutil.rmtree(root.path("/var/lib/metaboot/instances/i-3"))
     with pytest.raises(FileNotFoundError):
         state.sync()
+
+
+def test_one_process_saves_each_stage_end_with_the_next_stage_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--stage all`` leaves the status a stage's end would leave, in /run and on disk, while
+    rewriting it once per stage fewer (the next stage's start carries the end)."""
+    from metaboot.guest import volatile
+
+    root = first_boot(tmp_path, "#cloud-config\nhostname: web-1\n")
+    writes: list[dict[str, Any]] = []
+    real_write = volatile.write
+
+    def spy(root_: Root, guest_path: str, content: bytes | str, mode: int = 0o644) -> None:
+        if guest_path in ("/run/metaboot/status.json", "/var/lib/metaboot/data/status.json"):
+            writes.append({"path": guest_path, "record": json.loads(content)})
+        real_write(root_, guest_path, content, mode)
+
+    monkeypatch.setattr(volatile, "write", spy)
+    code, _, _ = run_agent(root, standard_registry())
+    assert code == 0
+    copies = [w["record"] for w in writes if w["path"].startswith("/var/lib")]
+    # One copy on disk per finished stage: each names every stage finished so far.
+    finished = [
+        [name for name, stage in copy["stages"].items() if stage["end"] is not None]
+        for copy in copies
+    ]
+    assert finished == [
+        ["local"],
+        ["local", "network"],
+        ["local", "network", "config"],
+        ["local", "network", "config", "final"],
+    ]
+    run_writes = [w for w in writes if w["path"].startswith("/run")]
+    stages = [w["record"]["stage"] for w in run_writes if w["record"]["stage"] is not None]
+    assert stages[0] == "local"  # the first write is the first stage's start
+    assert len(run_writes) <= 7  # 4 stage starts, the instance found, the final end, progress
+    on_disk = json.loads(root.read_bytes("/var/lib/metaboot/data/status.json"))
+    assert on_disk == status(root) and on_disk["stage"] is None
+
+
+def test_boot_finished_is_final_messages_when_it_ran_else_the_runners(tmp_path: Path) -> None:
+    root = first_boot(tmp_path)
+    finished = f"/var/lib/metaboot/instances/{UUID}/boot-finished"
+    registry = standard_registry()
+    message = recording_module(
+        "final_message",
+        Stage.FINAL,
+        Frequency.ALWAYS,
+        action=lambda ctx: ctx.root.write_file(f"{ctx.state_dir}/boot-finished", "cloud-init's\n"),
+    )
+    registry.modules[message.name] = message
+    assert run_agent(root, registry)[0] == 0
+    assert root.read_text(finished) == "cloud-init's\n"  # not overwritten by the runner
+
+    other = first_boot(tmp_path / "other")
+    assert run_agent(other, standard_registry())[0] == 0
+    float(other.read_text(finished))  # no final_message: the runner's own time stamp

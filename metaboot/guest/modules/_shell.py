@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.base import ModuleContext
-from metaboot.guest.os.commands import CommandFailed, CommandRunner, policy_from
 from metaboot.guest.system import Root
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     from typing import Any
+
+    from metaboot.guest.os.commands import CommandRunner
 
 
 def shellify(items: Any, key: str) -> str:
@@ -42,6 +43,10 @@ def shellify(items: Any, key: str) -> str:
 
 
 def runner_for(ctx: ModuleContext) -> CommandRunner:
+    """The runner for ``ctx``'s root and policy. The command machinery is imported here, on
+    use: every boot loads the script modules, few boots have a script or command to run."""
+    from metaboot.guest.os.commands import CommandRunner, policy_from
+
     return CommandRunner(ctx.root, policy_from(ctx.cfg))
 
 
@@ -52,7 +57,7 @@ def executable_scripts(root: Root, directory: str) -> tuple[list[str], list[str]
     for name in root.listdir(directory):
         path = f"{directory}/{name}"
         try:
-            info = os.stat(root.path(path))
+            info = os.stat(root.host_path(path))
         except OSError:
             continue
         if not stat.S_ISREG(info.st_mode):
@@ -93,6 +98,8 @@ def run_parts(
         else:
             failed.append(f"{path} (exit {status})")
     if failed:
+        from metaboot.guest.os.commands import CommandFailed
+
         raise CommandFailed(
             f"{len(failed)} of {len(scripts)} scripts failed: {', '.join(failed)}"
             f" (output in {runner.output_log})"

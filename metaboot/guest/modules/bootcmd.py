@@ -5,7 +5,6 @@ from __future__ import annotations
 from metaboot.guest.modules._schemas import COMMAND_LIST, ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for, shellify
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
-from metaboot.guest.os.commands import CommandFailed
 
 
 def handle(ctx: ModuleContext) -> None:
@@ -21,6 +20,8 @@ def handle(ctx: ModuleContext) -> None:
         ["/bin/sh", path], env={"INSTANCE_ID": ctx.instance.instance_id}, label="bootcmd"
     )
     if status != 0:
+        from metaboot.guest.os.commands import CommandFailed  # on use
+
         raise CommandFailed(f"bootcmd exited with status {status} (output in {runner.output_log})")
     ctx.report.changed("ran bootcmd")
 

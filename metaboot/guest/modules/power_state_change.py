@@ -14,7 +14,6 @@ from metaboot.guest.modules._cfg import unknown_keys
 from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for, shellify
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
-from metaboot.guest.os import power
 from metaboot.guest.records import dataclass
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
@@ -46,6 +45,8 @@ def plan(cfg: Mapping[str, Any]) -> PowerPlan:
         raise ConfigError(
             f"power_state.condition: expected true, false or a command, got {condition!r}"
         )
+    from metaboot.guest.os import power  # on use: most boots ask for no power change
+
     argv = power.shutdown_argv(
         str(settings["mode"]), settings.get("delay", "now"), settings.get("message")
     )
@@ -81,6 +82,8 @@ def handle(ctx: ModuleContext) -> None:
     if not condition_met(ctx, wanted.condition):
         ctx.report.changed(f"power_state: condition not met; not running {command}")
         return
+    from metaboot.guest.os import power
+
     power.launch_after_exit(wanted.argv, os.getpid(), wanted.timeout)
     ctx.report.changed(f"power_state: will run {command} once metaboot exits")
 

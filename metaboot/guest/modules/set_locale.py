@@ -15,7 +15,6 @@ from metaboot.guest.modules._cfg import get_str
 from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
-from metaboot.guest.os.commands import CommandFailed
 
 _LOCALE_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)?(@[A-Za-z0-9_]+)?$")
 _BUILTIN = {"C", "POSIX", "C.UTF-8", "C.utf8"}
@@ -81,6 +80,8 @@ def handle(ctx: ModuleContext) -> None:
         return
     status = runner.run(["locale-gen"], label="locale-gen")
     if status != 0:
+        from metaboot.guest.os.commands import CommandFailed  # on use
+
         raise CommandFailed(
             f"locale-gen exited with status {status} (output in {runner.output_log})"
         )

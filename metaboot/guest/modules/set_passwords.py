@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from metaboot.errors import ConfigError, MetabootError
-from metaboot.guest.modules import _platform_password
 from metaboot.guest.modules._cfg import get_bool, get_mapping, get_str, unknown_keys
 from metaboot.guest.modules._schemas import top
 from metaboot.guest.modules._users import default_user_name
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
-from metaboot.guest.os import accounts, services, sshd
-from metaboot.guest.os.keycrypt import encrypt_to_ssh_key
+from metaboot.guest.os import accounts, sshd
 from metaboot.guest.os.passwords import hash_password, looks_hashed, random_password
 from metaboot.guest.records import dataclass, field
 
@@ -154,6 +152,8 @@ def apply_ssh_pwauth(ctx: ModuleContext) -> None:
     if change.changed:
         ctx.report.changed(f"PasswordAuthentication {setting} in {change.path}")
         service = get_str(get_mapping(ctx.cfg, "system_info"), "ssh_svcname", "ssh") or "ssh"
+        from metaboot.guest.os import services  # on use: most boots leave ssh_pwauth alone
+
         try:
             ctx.report.changed(services.reload_if_running(ctx.root, service))
         except MetabootError as err:
@@ -198,6 +198,11 @@ def publish_password(ctx: ModuleContext, wanted: PasswordPlan) -> None:
     if not ctx.instance.public_keys:
         ctx.report.warn("publish_password: the instance has no SSH key to encrypt with; none set")
         return
+    # On use: a boot that publishes no password (most) need not load the HTTP POST or the
+    # RSA encryption.
+    from metaboot.guest.modules import _platform_password
+    from metaboot.guest.os.keycrypt import encrypt_to_ssh_key
+
     if _platform_password.platform_holds_password(service):
         ctx.report.changed("publish_password: the platform already holds a password; none set")
         return

@@ -8,9 +8,11 @@ shadow-utils' own protocol step for step, so that nothing can tell the differenc
 - the lock: ``/etc/.pwd.lock`` with an fcntl write lock (what ``lckpwdf`` takes; waited for up
   to 15 s), then ``FILE.lock`` hard-linked from ``FILE.PID`` for every file, a stale lock (its
   PID gone) removed, a live one an error;
-- the write: ``FILE-`` a copy of the old file (same owner, mode and times, fsynced), then
-  ``FILE+`` with the new content (same owner and mode, fsynced) renamed over ``FILE``;
-  lines not changed are written back byte for byte;
+- the write: ``FILE-`` the old file (same content, owner, mode and times: shadow-utils
+  writes and fsyncs a copy, the editor gives the old file's own inode that second name, the
+  same bytes already on disk; a copy where a link will not do), then ``FILE+`` with the new
+  content (same owner and mode, fsynced) renamed over ``FILE``; lines not changed are
+  written back byte for byte;
 - the values: IDs chosen as shadow-utils' ``find_new_uid``/``find_new_gid`` choose them from
   ``login.defs`` (a user group takes the user's ID when free), shadow fields from
   ``PASS_*_DAYS``/``PASS_WARN_AGE`` and ``default/useradd``, subordinate IDs as
@@ -328,14 +330,14 @@ class AccountFiles:
             raise
 
     def _host(self, name: str) -> str:
-        return os.fspath(self.root.path(f"/etc/{name}"))
+        return self.root.host_path(f"/etc/{name}")
 
     # ---- locking -------------------------------------------------------------------------
 
     def _lock(self) -> None:
         import fcntl
 
-        path = os.fspath(self.root.path("/etc/.pwd.lock"))
+        path = self.root.host_path("/etc/.pwd.lock")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + LOCK_WAIT
         while True:
@@ -660,7 +662,7 @@ class AccountFiles:
         return warnings
 
     def _make_home(self, home: Home) -> str | None:
-        target = os.fspath(self.root.path(home.path))
+        target = self.root.host_path(home.path)
         if os.path.lexists(target):
             return (
                 f"the home directory {home.path} already exists; "
@@ -679,13 +681,13 @@ class AccountFiles:
         os.mkdir(target, 0)
         os.chown(target, home.uid, home.gid)
         os.chmod(target, self.policy.home_mode)
-        skel = os.fspath(self.root.path(self.policy.skel, follow=True))
+        skel = self.root.host_path(self.policy.skel, follow=True)
         if os.path.isdir(skel):
             _copy_tree(skel, target, self.policy.skel, home, check_only=False)
         return None
 
     def check_skeleton(self) -> None:
-        skel = os.fspath(self.root.path(self.policy.skel, follow=True))
+        skel = self.root.host_path(self.policy.skel, follow=True)
         if not os.path.isdir(skel):
             raise Unsupported(f"no skeleton directory {self.policy.skel}")
         _copy_tree(skel, "", self.policy.skel, Home("", 0, 0), check_only=True)
@@ -740,22 +742,49 @@ def _replace(path: str, old: str, new: str) -> None:
     """``FILE-`` (the old content, owner, mode and times), then ``FILE+`` renamed over FILE."""
     info = os.stat(path)
     mode = stat.S_IMODE(info.st_mode)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    for suffix, data in (("-", old), ("+", new)):
-        fd = os.open(path + suffix, flags, 0o600)
-        try:
-            os.fchown(fd, info.st_uid, info.st_gid)
-            os.fchmod(fd, mode)
-            payload = data.encode("utf-8", "surrogateescape")
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if suffix == "-":
-            os.utime(path + suffix, (int(info.st_atime), int(info.st_mtime)))
+    previous = old.encode("utf-8", "surrogateescape")
+    if not _backup_by_link(path, info, len(previous)):
+        _write_file(path + "-", previous, info, mode)
+        os.utime(path + "-", (int(info.st_atime), int(info.st_mtime)))
+    _write_file(path + "+", new.encode("utf-8", "surrogateescape"), info, mode)
     os.rename(path + "+", path)
+
+
+def _write_file(target: str, payload: bytes, info: os.stat_result, mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(target, flags, 0o600)
+    try:
+        os.fchown(fd, info.st_uid, info.st_gid)
+        os.fchmod(fd, mode)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _backup_by_link(path: str, info: os.stat_result, size: int) -> bool:
+    """``FILE-`` as a second name for FILE's own inode, which FILE+ is about to replace: the
+    old content, owner, mode and times exactly (the times to the nanosecond, where a copy keeps
+    whole seconds), and already on disk — no copy to write and fsync, four fewer fsyncs per
+    account change. Only for a file with one name whose size is what the editor read under
+    the locks (else, or where links fail, the copy shadow-utils makes)."""
+    if info.st_nlink != 1 or info.st_size != size:
+        return False
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, f".{name}-.{os.urandom(6).hex()}")
+    try:
+        os.link(path, temporary)
+    except OSError:
+        return False
+    try:
+        os.rename(temporary, path + "-")
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return False
+    return True
 
 
 def _copy_tree(source: str, target: str, skel: str, home: Home, *, check_only: bool) -> None:

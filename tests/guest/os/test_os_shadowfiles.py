@@ -311,3 +311,45 @@ def test_errors_come_from_the_tools_and_change_nothing(
         apply(root, [step], editor=True)
     assert {name: root.read_text(f"/etc/{name}") for name in TABLES[:4]} == before
     assert stray_locks(root) == []
+
+
+def test_backups_are_the_old_files_themselves_with_no_copy_written(tmp_path: Path) -> None:
+    """FILE- is the old FILE's own inode under a second name: its bytes, owner, mode and times
+    exactly, with nothing copied or fsynced for it; the new FILE is a new inode."""
+    root = realistic_root(tmp_path / "root")
+    before = {n: os.stat(root.path(f"/etc/{n}")) for n in ("passwd", "shadow", "group", "gshadow")}
+    texts = {n: root.read_bytes(f"/etc/{n}") for n in before}
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", lambda fd: fsynced.append(fd) or real_fsync(fd))
+        acc = apply(root, [lambda a: a.add_user(NewUser("solo", groups=("adm",)))], editor=True)
+    assert acc.fallbacks == []
+    assert len(fsynced) == 4  # FILE+ only, one per file
+    for name, old in before.items():
+        backup = os.stat(root.path(f"/etc/{name}-"))
+        assert backup.st_ino == old.st_ino and backup.st_nlink == 1
+        assert (backup.st_mtime_ns, backup.st_mode, backup.st_uid) == (
+            old.st_mtime_ns,
+            old.st_mode,
+            old.st_uid,
+        )
+        assert root.read_bytes(f"/etc/{name}-") == texts[name]
+        assert os.stat(root.path(f"/etc/{name}")).st_ino != old.st_ino
+        assert b"solo" in root.read_bytes(f"/etc/{name}")
+    leftovers = [p.name for p in root.path("/etc").iterdir() if p.name.startswith(".")]
+    assert leftovers == [".pwd.lock"]
+
+
+def test_a_file_with_another_name_is_backed_up_by_copy(tmp_path: Path) -> None:
+    """A FILE that also has another name (a hard link kept elsewhere) is copied, as
+    shadow-utils copies it: the other name must not become the backup's."""
+    root = realistic_root(tmp_path / "root")
+    os.link(root.path("/etc/group"), tmp_path / "group-elsewhere")
+    old = root.read_bytes("/etc/group")
+    mtime = os.stat(root.path("/etc/group")).st_mtime
+    apply(root, [lambda a: a.add_user(NewUser("solo"))], editor=True)
+    backup = os.stat(root.path("/etc/group-"))
+    assert backup.st_ino != os.stat(tmp_path / "group-elsewhere").st_ino
+    assert root.read_bytes("/etc/group-") == old == (tmp_path / "group-elsewhere").read_bytes()
+    assert int(backup.st_mtime) == int(mtime)
