@@ -219,6 +219,18 @@ key_file = "key"
     assert config.token_key == b"k" * 40
     assert "from-a-file" not in repr(config)  # secrets stay out of logs and tracebacks
 
+    # relative paths are relative to the TOML file, not to the working directory
+    path.write_text(
+        '[service]\ndb = "state/registry.db"\nlisten = ["unix:md.sock", "127.0.0.1:8775"]\n'
+        'admin_listen = "unix:run/admin.sock"\n'
+    )
+    config = load_config(path)
+    assert config.db == str(tmp_path / "state/registry.db")
+    assert config.listen == (f"unix:{tmp_path / 'md.sock'}", "127.0.0.1:8775")
+    assert config.admin_listen == (f"unix:{tmp_path / 'run/admin.sock'}",)
+    path.write_text('[service]\ndb = "postgresql://u@h/db"\n')
+    assert load_config(path).db == "postgresql://u@h/db"
+
     for text, message in [
         ("[service]\nlisten = 'x'\n", "service.listen"),
         ("[identify]\ntrusted = []\n", "unknown key identify.trusted"),
