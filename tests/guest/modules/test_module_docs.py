@@ -24,6 +24,14 @@ def examples() -> list[str]:
     return re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
 
 
+def test_every_cloud_config_example_is_a_yaml_block() -> None:
+    """examples() reads ```yaml blocks only: a #cloud-config under another fence would go
+    unchecked."""
+    fenced = re.findall(r"^```[a-z]*\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+    cloud_configs = [b for b in fenced if b.startswith("#cloud-config")]
+    assert cloud_configs and all(b in examples() for b in cloud_configs)
+
+
 def test_the_doc_has_examples_for_every_module_key() -> None:
     text = "\n".join(examples())
     for key in (
