@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -177,6 +178,17 @@ def test_errors_are_named(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--listen" in result.stderr
     result = run("--listen", "127.0.0.1:0", "--admin-listen", "192.0.2.1:8776")
     assert result.returncode == 1 and "needs a token" in result.stderr
+    # a port already taken is blamed on the option that asked for it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run("--listen", "127.0.0.1:0", "--admin-listen", f"127.0.0.1:{port}")
+        assert result.returncode == 1
+        assert f"--admin-listen 127.0.0.1:{port}: Address already in use" in result.stderr
+        result = run("--listen", f"127.0.0.1:{port}")
+        assert result.returncode == 1
+        assert f"--listen 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
 def test_config_file(tmp_path: Path) -> None:
