@@ -240,6 +240,13 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
         changes["admin_token"] = _read_text(
             svc["admin_token_file"], f"{source}: service.admin_token_file", base
         ).strip()
+    if "admin_token" in changes and not changes["admin_token"].strip():
+        # as --admin-token-file: an empty token must not quietly mean "no authentication"
+        key = "admin_token_file" if "admin_token_file" in svc else "admin_token"
+        raise ConfigError(
+            f"{source}: service.{key} is empty (remove the key to run the admin API without a "
+            "token, which only loopback and UNIX-socket listeners allow)"
+        )
     if "workers" in svc:
         if not 1 <= svc["workers"] <= 256:
             raise ConfigError(f"{source}: service.workers must be 1..256")

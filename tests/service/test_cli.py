@@ -195,6 +195,7 @@ def test_config_file(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("from-a-file\n")
     (tmp_path / "vendor.json").write_text('{"site": "dc1"}')
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "empty").write_text("\n")
     path = tmp_path / "metaboot.toml"
     path.write_text(
         """
@@ -253,6 +254,8 @@ key_file = "key"
         ("[identify]\nshared_secret_file = 'missing'\n", "cannot read"),
         ("[rate_limit]\nwindow_seconds = 0\n", "window_seconds"),
         ("[service]\nworkers = true\n", "workers"),
+        ("[service]\nadmin_token = ' '\n", "service.admin_token is empty"),
+        ("[service]\nadmin_token_file = 'empty'\n", "service.admin_token_file is empty"),
     ]:
         path.write_text(text)
         with pytest.raises(ConfigError, match=re.escape(message)):
