@@ -221,7 +221,7 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
     changes: dict[str, Any] = {}
     if "db" in svc:
         db = svc["db"]
-        if "://" not in db:  # a bare SQLite path: relative to the TOML file, as every file path
+        if db and "://" not in db:  # a bare SQLite path: relative to the TOML file, as any path
             db = str(base / Path(db).expanduser())
         changes["db"] = db
     if "listen" in svc:
