@@ -97,14 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grace", type=_positive(float), default=5.0, metavar="SECONDS",
                    help="on SIGTERM, time left to open requests (default 5)")  # fmt: skip
     b = p.add_argument_group("bounds")
-    b.add_argument("--max-header-bytes", type=_positive(int), default=16384, metavar="N")
-    b.add_argument("--max-headers", type=_positive(int), default=100, metavar="N")
-    b.add_argument("--max-url-bytes", type=_positive(int), default=4096, metavar="N")
-    b.add_argument("--max-body-bytes", type=_positive(int), default=65536, metavar="N")
-    b.add_argument("--max-connections", type=_positive(int), default=4096, metavar="N")
-    b.add_argument("--max-connections-per-source", type=_positive(int), default=64, metavar="N")
-    b.add_argument("--upstream-connections", type=_positive(int), default=64, metavar="N")
-    b.add_argument("--backlog", type=_positive(int), default=4096, metavar="N")
+    b.add_argument("--max-header-bytes", type=_positive(int), default=16384, metavar="N",
+                   help="request line and headers; beyond: 431 (default %(default)s)")  # fmt: skip
+    b.add_argument("--max-headers", type=_positive(int), default=100, metavar="N",
+                   help="header lines; beyond: 431 (default %(default)s)")  # fmt: skip
+    b.add_argument("--max-url-bytes", type=_positive(int), default=4096, metavar="N",
+                   help="request target; beyond: 414 (default %(default)s)")  # fmt: skip
+    b.add_argument("--max-body-bytes", type=_positive(int), default=65536, metavar="N",
+                   help="request body; beyond: 413 (default %(default)s)")  # fmt: skip
+    b.add_argument("--max-connections", type=_positive(int), default=4096, metavar="N",
+                   help="open client connections; beyond: 503 (default %(default)s)")  # fmt: skip
+    b.add_argument("--max-connections-per-source", type=_positive(int), default=64, metavar="N",
+                   help="open connections per VM address (default %(default)s)")  # fmt: skip
+    b.add_argument("--upstream-connections", type=_positive(int), default=64, metavar="N",
+                   help="keep-alive connections to the service (default %(default)s)")  # fmt: skip
+    b.add_argument("--backlog", type=_positive(int), default=4096, metavar="N",
+                   help="listen queue of each listener (default %(default)s)")  # fmt: skip
     return p
 
 

@@ -70,7 +70,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         prog=f"metaboot {command}",
         description="Serve nova-compatible OpenStack and EC2 metadata over HTTP.",
     )
-    parser.add_argument("--db", metavar="URL", help="registry database (default: %(default)s)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="registry database (default: $METABOOT_DB, else /var/lib/metaboot/registry.db for "
+        "root, else $XDG_STATE_HOME/metaboot/registry.db)",
+    )
     parser.add_argument(
         "--listen",
         metavar="ADDR",

@@ -169,6 +169,16 @@ def _as_listen(value: str | list[Any], where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _relative_sockets(items: tuple[str, ...], base: Path) -> tuple[str, ...]:
+    """``unix:PATH`` with a relative PATH is relative to the TOML file, as every file path."""
+    return tuple(
+        f"unix:{base / item[5:]}"
+        if item.startswith("unix:") and not item[5:].startswith("/")
+        else item
+        for item in items
+    )
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where to listen: a TCP host and port, or a UNIX socket path."""
@@ -210,11 +220,18 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
     cfg = ServiceConfig()
     changes: dict[str, Any] = {}
     if "db" in svc:
-        changes["db"] = svc["db"]
+        db = svc["db"]
+        if db and "://" not in db:  # a bare SQLite path: relative to the TOML file, as any path
+            db = str(base / Path(db).expanduser())
+        changes["db"] = db
     if "listen" in svc:
-        changes["listen"] = _as_listen(svc["listen"], f"{source}: service.listen")
+        changes["listen"] = _relative_sockets(
+            _as_listen(svc["listen"], f"{source}: service.listen"), base
+        )
     if "admin_listen" in svc:
-        changes["admin_listen"] = _as_listen(svc["admin_listen"], f"{source}: service.admin_listen")
+        changes["admin_listen"] = _relative_sockets(
+            _as_listen(svc["admin_listen"], f"{source}: service.admin_listen"), base
+        )
     if "admin_token" in svc and "admin_token_file" in svc:
         raise ConfigError(f"{source}: give service.admin_token or admin_token_file, not both")
     if "admin_token" in svc:
@@ -223,6 +240,13 @@ def parse_config(data: Mapping[str, Any], source: str, base: Path) -> ServiceCon
         changes["admin_token"] = _read_text(
             svc["admin_token_file"], f"{source}: service.admin_token_file", base
         ).strip()
+    if "admin_token" in changes and not changes["admin_token"].strip():
+        # as --admin-token-file: an empty token must not quietly mean "no authentication"
+        key = "admin_token_file" if "admin_token_file" in svc else "admin_token"
+        raise ConfigError(
+            f"{source}: service.{key} is empty (remove the key to run the admin API without a "
+            "token, which only loopback and UNIX-socket listeners allow)"
+        )
     if "workers" in svc:
         if not 1 <= svc["workers"] <= 256:
             raise ConfigError(f"{source}: service.workers must be 1..256")

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from functools import partial
+from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote
 
@@ -48,6 +49,15 @@ REASONS = {
     501: "Not Implemented",
     503: "Service Unavailable",
 }
+
+
+def _phrase(status: int) -> str:
+    """The standard reason phrase of a status outside the data path's own (the admin API's 201,
+    412, 415…)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +114,7 @@ def encode_head(
     status: int, content_type: str | None, length: int, headers: tuple[tuple[str, str], ...] = ()
 ) -> bytes:
     """Status line and fixed headers, without Date, Connection and the blank line."""
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status) or _phrase(status)}"]
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
     lines.append(f"Content-Length: {length}")

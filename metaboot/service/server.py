@@ -46,15 +46,16 @@ ADMIN_MAX_BODY = 8 * 1024 * 1024 + 1  # specs carry user-data; the admin API cap
 
 
 # -- sockets --------------------------------------------------------------------------------
-def bind_endpoint(endpoint: Endpoint, copies: int) -> list[socket.socket]:
-    """Listening sockets for one endpoint: ``copies`` SO_REUSEPORT TCP sockets, or one UNIX one."""
+def bind_endpoint(endpoint: Endpoint, copies: int, option: str = "--listen") -> list[socket.socket]:
+    """Listening sockets for one endpoint: ``copies`` SO_REUSEPORT TCP sockets, or one UNIX one.
+    Errors name ``option``, the setting the endpoint came from."""
     if endpoint.path is not None:
-        return [_bind_unix(endpoint.path)]
+        return [_bind_unix(endpoint.path, option)]
     infos = socket.getaddrinfo(
         endpoint.host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
     if not infos:
-        raise ConfigError(f"--listen {endpoint}: cannot resolve {endpoint.host}")
+        raise ConfigError(f"{option} {endpoint}: cannot resolve {endpoint.host}")
     family, _, _, _, address = infos[0]
     sockets: list[socket.socket] = []
     port = endpoint.port
@@ -75,11 +76,11 @@ def bind_endpoint(endpoint: Endpoint, copies: int) -> list[socket.socket]:
     except OSError as err:
         for sock in sockets:
             sock.close()
-        raise ConfigError(f"--listen {endpoint}: {err.strerror}") from err
+        raise ConfigError(f"{option} {endpoint}: {err.strerror}") from err
     return sockets
 
 
-def _bind_unix(path: str) -> socket.socket:
+def _bind_unix(path: str, option: str) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -89,7 +90,7 @@ def _bind_unix(path: str) -> socket.socket:
                 if err.errno in (errno.ECONNREFUSED, errno.ENOENT):
                     os.unlink(path)  # a stale socket left by a process that died
             else:
-                raise ConfigError(f"--listen unix:{path}: another process is serving there")
+                raise ConfigError(f"{option} unix:{path}: another process is serving there")
             finally:
                 probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -98,7 +99,7 @@ def _bind_unix(path: str) -> socket.socket:
         sock.listen(4096)
     except OSError as err:
         sock.close()
-        raise ConfigError(f"--listen unix:{path}: {err.strerror}") from err
+        raise ConfigError(f"{option} unix:{path}: {err.strerror}") from err
     sock.setblocking(False)
     return sock
 
@@ -305,7 +306,7 @@ def serve(config: ServiceConfig, db_url: str) -> int:
             data[index].append(sockets[index] if len(sockets) > 1 else sockets[0])
         _announce(f"metadata listening on {describe(sockets[0])}")
     for text in config.admin_listen:
-        sockets = bind_endpoint(parse_listen(text, "--admin-listen"), 1)
+        sockets = bind_endpoint(parse_listen(text, "--admin-listen"), 1, "--admin-listen")
         admin.extend(sockets)
         _announce(f"admin API listening on {describe(sockets[0])}")
     if workers == 1:

@@ -58,3 +58,35 @@ def test_admin_changes_are_served_on_the_next_request(
     # the OpenAPI document is served; the data listener has no admin routes
     assert _admin(svc, "GET", "/openapi.json", token=None)[0] == 200
     assert svc.get("/v1/instances")[0] == 404
+
+
+def test_status_lines_carry_the_standard_reason_phrase(
+    registry: Registry, db_url: str, start_service: Callable[..., Running]
+) -> None:
+    """201, 412 and 415 are the admin API's alone; they used to go out as '201 Unknown'."""
+    svc = start_service(db_url, admin=True, admin_token=TOKEN)
+    me = instance(ips=("127.0.0.9",))
+    spec = json.dumps(instance_to_spec(me))
+    assert svc.admin_port is not None
+    seen = []
+    for method, path, ctype, extra in [
+        ("POST", "/v1/instances", "application/json", {}),
+        ("POST", "/v1/instances", "application/json", {}),
+        ("PUT", f"/v1/instances/{me.uuid}", "application/json", {"If-Match": '"7"'}),
+        ("PUT", f"/v1/instances/{me.uuid}", "application/xml", {}),
+    ]:
+        conn = http.client.HTTPConnection("127.0.0.1", svc.admin_port, timeout=10)
+        headers = {"Content-Type": ctype, "Authorization": f"Bearer {TOKEN}", **extra}
+        try:
+            conn.request(method, path, body=spec, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            seen.append((resp.status, resp.reason))
+        finally:
+            conn.close()
+    assert seen == [
+        (201, "Created"),
+        (409, "Conflict"),
+        (412, "Precondition Failed"),
+        (415, "Unsupported Media Type"),
+    ]

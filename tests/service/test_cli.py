@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -177,12 +178,24 @@ def test_errors_are_named(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--listen" in result.stderr
     result = run("--listen", "127.0.0.1:0", "--admin-listen", "192.0.2.1:8776")
     assert result.returncode == 1 and "needs a token" in result.stderr
+    # a port already taken is blamed on the option that asked for it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run("--listen", "127.0.0.1:0", "--admin-listen", f"127.0.0.1:{port}")
+        assert result.returncode == 1
+        assert f"--admin-listen 127.0.0.1:{port}: Address already in use" in result.stderr
+        result = run("--listen", f"127.0.0.1:{port}")
+        assert result.returncode == 1
+        assert f"--listen 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
 def test_config_file(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("from-a-file\n")
     (tmp_path / "vendor.json").write_text('{"site": "dc1"}')
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "empty").write_text("\n")
     path = tmp_path / "metaboot.toml"
     path.write_text(
         """
@@ -219,6 +232,18 @@ key_file = "key"
     assert config.token_key == b"k" * 40
     assert "from-a-file" not in repr(config)  # secrets stay out of logs and tracebacks
 
+    # relative paths are relative to the TOML file, not to the working directory
+    path.write_text(
+        '[service]\ndb = "state/registry.db"\nlisten = ["unix:md.sock", "127.0.0.1:8775"]\n'
+        'admin_listen = "unix:run/admin.sock"\n'
+    )
+    config = load_config(path)
+    assert config.db == str(tmp_path / "state/registry.db")
+    assert config.listen == (f"unix:{tmp_path / 'md.sock'}", "127.0.0.1:8775")
+    assert config.admin_listen == (f"unix:{tmp_path / 'run/admin.sock'}",)
+    path.write_text('[service]\ndb = "postgresql://u@h/db"\n')
+    assert load_config(path).db == "postgresql://u@h/db"
+
     for text, message in [
         ("[service]\nlisten = 'x'\n", "service.listen"),
         ("[identify]\ntrusted = []\n", "unknown key identify.trusted"),
@@ -229,6 +254,8 @@ key_file = "key"
         ("[identify]\nshared_secret_file = 'missing'\n", "cannot read"),
         ("[rate_limit]\nwindow_seconds = 0\n", "window_seconds"),
         ("[service]\nworkers = true\n", "workers"),
+        ("[service]\nadmin_token = ' '\n", "service.admin_token is empty"),
+        ("[service]\nadmin_token_file = 'empty'\n", "service.admin_token_file is empty"),
     ]:
         path.write_text(text)
         with pytest.raises(ConfigError, match=re.escape(message)):

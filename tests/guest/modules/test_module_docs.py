@@ -24,6 +24,14 @@ def examples() -> list[str]:
     return re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
 
 
+def test_every_cloud_config_example_is_a_yaml_block() -> None:
+    """examples() reads ```yaml blocks only: a #cloud-config under another fence would go
+    unchecked."""
+    fenced = re.findall(r"^```[a-z]*\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+    cloud_configs = [b for b in fenced if b.startswith("#cloud-config")]
+    assert cloud_configs and all(b in examples() for b in cloud_configs)
+
+
 def test_the_doc_has_examples_for_every_module_key() -> None:
     text = "\n".join(examples())
     for key in (
@@ -93,3 +101,19 @@ def test_examples_apply_in_order(chroot_root: Root, keypairs: dict[str, object])
     assert chroot_root.read_text("/home/alice/.config/app.yaml") == "theme: dark\n"
     assert chroot_root.exists("/var/tmp/first-boot") and chroot_root.exists("/var/tmp/with space")
     assert chroot_root.read_text("/etc/timezone") == "Europe/Berlin\n"
+
+
+def test_the_module_table_is_the_default_module_list() -> None:
+    """Name, stage, frequency and activating keys, row by row, in the order they run."""
+    words = {"every boot": "always", "once per instance": "once-per-instance", "once ever": "once"}
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| ([\w ]+) \| (.*) \|$", DOC.read_text(), flags=re.M)
+    documented = [
+        (name, stage, words[runs], tuple(re.findall(r"`(\w+)`", keys)))
+        for name, stage, runs, keys in rows
+    ]
+    actual = [
+        (name, stage.value, load_module(name).frequency.value, load_module(name).keys)
+        for stage, names in DEFAULT_MODULES.items()
+        for name in names
+    ]
+    assert documented == actual
