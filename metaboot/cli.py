@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(COMMANDS[command][0])
         code = int(module.main(command, rest))
+        sys.stdout.flush()  # a reader that left shows here, not at interpreter exit
+    except BrokenPipeError:
+        code = _reader_left()
     except MetabootError as err:
         print(f"metaboot {command}: error: {err}", file=sys.stderr)
         code = 1
@@ -83,6 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_program and command == "init":
         _end_process(code)
     return code
+
+
+def _reader_left() -> int:
+    """``metaboot … | head``: the reader closed the pipe. Not an error of ours and no
+    traceback; stdout goes to /dev/null so the interpreter's own flush at exit cannot fail
+    again. 141 is what a shell reports for a process that SIGPIPE ended."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def _end_process(code: int) -> NoReturn:

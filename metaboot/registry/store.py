@@ -360,8 +360,10 @@ class Registry:
             f"requests from it will be refused as ambiguous"
             for net, ip, other in clashes
         )
+        # The warnings go back to whoever wrote the instance (the CLI prints them, the admin
+        # API returns them); the service's own log keeps a note at info, not a second warning.
         for warning in warnings:
-            log.warning("instance %s: %s", uuid, warning)
+            log.info("instance %s: %s", uuid, warning)
         return warnings
 
     # -- identification --------------------------------------------------------------------

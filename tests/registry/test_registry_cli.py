@@ -161,6 +161,27 @@ def test_duplicate_address_warning_goes_to_stderr(where: list[str], tmp_path: Pa
     )
     assert proc.returncode == 0
     assert "warning: " in proc.stderr and "b.yaml" in proc.stderr and "10.0.0.5" in proc.stderr
+    assert proc.stderr.count("10.0.0.5") == 1, proc.stderr  # once, not again as a log line
+
+
+def test_a_reader_that_leaves_is_no_error(db_url: str) -> None:
+    """``metaboot instance list | head``: the pipe's reader is gone before the output is
+    written; the command ends quietly with the shell's SIGPIPE status, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "metaboot.cli", "instance", "list", "--db", db_url],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""
 
 
 def test_spec_from_stdin(where: list[str], registry: Registry) -> None:
