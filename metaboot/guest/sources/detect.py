@@ -38,6 +38,7 @@ class SourceContext:
     settings: dict[str, Any]  # datasource.<Name> from the agent config
     log: logging.Logger
     pinned: bool = False  # the only configured source: wait for it as long as allowed
+    interface: str | None = None  # for ``%IFACE`` URLs: the NIC of an ephemeral lease
     warnings: list[str] = field(default_factory=list)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
