@@ -237,10 +237,15 @@ class Runner:
         self.status.save()
 
     def stage_local(self, rec: StageRecorder) -> None:
+        first_boot = self.state.stored_instance_id() is None
+        if first_boot:
+            self.start_host_keys(rec)
         data = self.find(self.source_order(network=False), rec)
-        if data is None and self.state.stored_instance_id() is None:
+        if data is None and first_boot:
             data = self.find_over_ephemeral_lease(rec)
         if data is not None:
+            if not first_boot and self.state.stored_instance_id() != data.instance_id:
+                self.start_host_keys(rec)
             self.adopt(data, rec)
             self.configure_network(data, rec)
         elif self.state.stored_instance_id() is None:
@@ -248,6 +253,23 @@ class Runner:
             self.configure_network(None, rec)
         else:
             rec.event("network-config", 0.0, "kept the previous instance's configuration")
+
+    def start_host_keys(self, rec: StageRecorder) -> None:
+        """A new instance's ssh module will want host keys: start making them now, in the
+        background, so that RSA's prime search overlaps the rest of the boot instead of
+        holding up the network stage (see :mod:`metaboot.guest.os.hostkeys`)."""
+        if not any(e.name == "ssh" for stage in STAGE_ORDER for e in self.catalog.entries(stage)):
+            return
+        from metaboot.guest.os import hostkeys
+
+        start = time.perf_counter()
+        try:
+            started = hostkeys.prestart(self.root, self.agent.cfg)
+        except (OSError, MetabootError) as err:
+            log.warning("host keys not started ahead: %s", err)
+            return
+        if started:
+            rec.event("ssh-keygen-start", time.perf_counter() - start, ", ".join(started))
 
     def find_over_ephemeral_lease(self, rec: StageRecorder) -> InstanceData | None:
         """First boot, nothing local: lease an IPv4 address for a moment and ask the metadata
