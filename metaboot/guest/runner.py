@@ -258,12 +258,15 @@ class Runner:
         """A new instance's ssh module will want host keys: start making them now, in the
         background, so that RSA's prime search overlaps the rest of the boot instead of
         holding up the network stage (see :mod:`metaboot.guest.os.hostkeys`)."""
-        if not any(e.name == "ssh" for stage in STAGE_ORDER for e in self.catalog.entries(stage)):
-            return
         from metaboot.guest.os import hostkeys
 
         start = time.perf_counter()
         try:
+            if not any(
+                e.name == "ssh" for stage in STAGE_ORDER for e in self.catalog.entries(stage)
+            ):
+                hostkeys.discard(self.root)  # the early starter's, if any: no module wants them
+                return
             started = hostkeys.prestart(self.root, self.agent.cfg)
         except (OSError, MetabootError) as err:
             log.warning("host keys not started ahead: %s", err)

@@ -170,3 +170,38 @@ def test_seal_removes_keys_started_ahead(tmp_path: Path) -> None:
     root.write_file(hostkeys.staged_key("rsa"), "private\n")
     image.seal(root)
     assert not root.exists(hostkeys.STAGING)
+
+
+def test_the_early_starter_jobs_are_adopted_or_stopped(tmp_path: Path) -> None:
+    """The image's ExecStartPre script starts the default types before Python is up; the local
+    stage keeps the jobs its configuration wants (not restarted) and stops the others."""
+    root = make_root(tmp_path / "root")
+    root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
+    script = tmp_path / "hostkeys-ahead"
+    script.write_text(hostkeys.starter_script(prefix=str(root.base)))
+    subprocess.run(["sh", str(script)], check=True, timeout=30)
+    assert hostkeys.staged_types(root) == ["ecdsa", "ed25519", "rsa"]
+    pgids = {t: root.read_text(f"{hostkeys.staged_key(t)}.pgid") for t in ("rsa", "ed25519")}
+
+    state = ServerState(tree(spec(user_data="#cloud-config\nhostname: web-8\n")))
+    with metadata_server(state) as (url, _):
+        agent_config(root, {**http_only(url), "ssh_genkeytypes": ["ed25519", "rsa"]}, "20-t.yaml")
+        stage(root, "local")
+        assert hostkeys.staged_types(root) == ["ed25519", "rsa"]
+        for key_type, pgid in pgids.items():  # adopted, not started again
+            assert root.read_text(f"{hostkeys.staged_key(key_type)}.pgid") == pgid
+        stage(root, "network")
+    assert host_keys(root) == [
+        f"ssh_host_{t}_key{s}" for t in ("ed25519", "rsa") for s in ("", ".pub")
+    ]
+    assert root.read_text("/etc/ssh/ssh_host_rsa_key.pub").split()[2] == "root@web-8"
+    assert not root.exists(hostkeys.STAGING)
+
+
+def test_the_early_starter_does_nothing_after_the_first_boot(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "root")
+    root.write_file("/var/lib/metaboot/data/instance-id", "iid-1\n")
+    script = tmp_path / "hostkeys-ahead"
+    script.write_text(hostkeys.starter_script(prefix=str(root.base)))
+    subprocess.run(["sh", str(script)], check=True, timeout=30)
+    assert not root.exists(hostkeys.STAGING)

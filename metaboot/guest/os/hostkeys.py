@@ -3,7 +3,7 @@ thrown away) by the ssh module in the network stage, another process.
 
 RSA's prime search is most of a first boot's agent time. The local stage knows on a first boot
 that the ssh module will want host keys, long before the module runs: it starts one
-``ssh-keygen`` per missing type, detached and at a lower CPU priority, writing under temporary
+``ssh-keygen`` per missing type, detached, writing under temporary
 names in a private directory on the same filesystem as ``/etc/ssh``. The ssh module decides
 with the instance's whole cloud-config (``ssh_keys``, ``ssh_genkeytypes``,
 ``ssh_deletekeys``) exactly as before, then renames the staged keys it wants into place
@@ -11,19 +11,22 @@ with the instance's whole cloud-config (``ssh_keys``, ``ssh_genkeytypes``,
 stage, so it never starts before the keys are in place.
 
 Each job is ``sh -c 'ssh-keygen …; echo $? > T.status'`` in its own process group: the status
-file says when it ended and how, across processes, with no PID to wait on; the group id lets
-a job still running be hurried (priority back to normal) or stopped.
+file says how it ended, across processes; the ssh module waits for the job's ``sh`` to exit
+through a pidfd (no polling: under emulation a polling loop costs the CPU the key needs), and
+the group id lets a job nobody wants be stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 
+from metaboot.guest import layout
 from metaboot.guest.os.hostnames import current_hostname
 from metaboot.guest.os.tools import ToolError
 from metaboot.guest.system import Root
@@ -36,8 +39,7 @@ if TYPE_CHECKING:
 STAGING = "/etc/ssh/.metaboot-hostkeys"
 DEFAULT_KEY_TYPES = ("rsa", "ecdsa", "ed25519")  # cloud-init's ssh_genkeytypes default
 KNOWN_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
-BACKGROUND_NICENESS = 10  # runs in the time other boot work leaves, not against it
-POLL = 0.02
+POLL = 0.1  # only where a pidfd cannot be had
 
 # $1 type, $2 comment, $3 key path. The status file is written after ssh-keygen returns, so
 # its presence means the key files are complete; an empty one is still being written.
@@ -48,21 +50,56 @@ _JOB = (
 
 
 def prestart(root: Root, cfg: Mapping[str, Any]) -> list[str]:
-    """What the local stage starts on a first boot, from the agent's configuration alone (the
-    instance's cloud-config is not read yet; the ssh module sorts out any difference): the
-    ``ssh_genkeytypes`` (default rsa, ecdsa, ed25519), none if ``ssh_keys`` gives the keys,
-    and with ``ssh_deletekeys: false`` only the types the image lacks."""
-    if cfg.get("ssh_keys"):
-        return []
+    """Make the staged jobs match the agent's configuration (the instance's cloud-config is
+    not read yet; the ssh module sorts out any difference later): the ``ssh_genkeytypes``
+    (default rsa, ecdsa, ed25519), none if ``ssh_keys`` gives the keys, and with
+    ``ssh_deletekeys: false`` only the types the image lacks. Jobs the early starter (see
+    :func:`starter_script`) began for other types are stopped; missing ones are started.
+    Returns the types staged."""
+    wanted: list[str] = []
     types = cfg.get("ssh_genkeytypes", DEFAULT_KEY_TYPES)
-    if not isinstance(types, list | tuple):
-        return []
-    wanted = [t for t in types if t in KNOWN_TYPES]
+    if not cfg.get("ssh_keys") and isinstance(types, list | tuple):
+        wanted = [t for t in dict.fromkeys(types) if t in KNOWN_TYPES]
     if cfg.get("ssh_deletekeys", True) is False:
         wanted = [t for t in wanted if not root.exists(f"/etc/ssh/ssh_host_{t}_key")]
+    unwanted = [t for t in staged_types(root) if t not in wanted]
+    if unwanted:
+        discard(root, unwanted)
     if not wanted:
         return []
-    return start(root, wanted, f"root@{current_hostname(root) or 'localhost'}")
+    start(root, wanted, f"root@{current_hostname(root) or 'localhost'}")
+    return [t for t in wanted if t in staged_types(root)]
+
+
+STARTER = "/usr/lib/metaboot/hostkeys-ahead"
+
+
+def starter_script(prefix: str = "") -> str:
+    """The shell script ``metaboot image prepare`` installs as the local stage's
+    ``ExecStartPre``: on a first boot it starts the default types' jobs seconds before the
+    agent's Python is up (the same job, files and names as :func:`start`, so the agent adopts
+    them, or stops the ones its configuration does not want). ``prefix``: where the root is
+    mounted (tests; the image's copy has none)."""
+    job = "'" + _JOB.replace("'", "'\\''") + "'"
+    types = " ".join(DEFAULT_KEY_TYPES)
+    return f"""#!/bin/sh
+# Installed by `metaboot image prepare`: SSH host keys started as early as possible on a
+# first boot (see metaboot.guest.os.hostkeys). The agent's local stage checks them against
+# its configuration; nothing here decides what sshd ends up with.
+[ -e "{prefix}{layout.INSTANCE_ID_FILE}" ] && exit 0
+command -v ssh-keygen >/dev/null 2>&1 || exit 0
+dir="{prefix}{STAGING}"
+mkdir -p -m 0700 "$dir" || exit 0
+host=$(cat /proc/sys/kernel/hostname 2>/dev/null || echo localhost)
+for t in {types}; do
+    key="$dir/ssh_host_${{t}}_key"
+    [ -e "$key.pgid" ] && continue
+    rm -f "$key" "$key.pub" "$key.err" "$key.status"
+    setsid sh -c {job} sh "$t" "root@$host" "$key" </dev/null >/dev/null 2>&1 &
+    echo $! >"$key.pgid"
+done
+exit 0
+"""
 
 
 def staged_key(key_type: str) -> str:
@@ -92,9 +129,6 @@ def start(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
             )
         except OSError:
             break
-        # The job may already be done; a normal priority would only be slower elsewhere.
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PGRP, proc.pid, BACKGROUND_NICENESS)
         root.write_file(f"{path}.pgid", f"{proc.pid}\n", mode=0o600)
         started.append(key_type)
     return started
@@ -116,17 +150,36 @@ def _group(root: Root, key_type: str) -> int | None:
         return None
 
 
+def _ours(pid: int) -> bool:
+    """The process is our job's ``sh`` (a recycled id belongs to someone else)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return _JOB.encode() in handle.read()
+    except OSError:
+        return False
+
+
 def _signal_group(pgid: int | None, action: Callable[[int], None]) -> None:
-    if pgid is None or pgid <= 1:
+    if pgid is None or pgid <= 1 or not _ours(pgid):
+        return
+    with contextlib.suppress(OSError):  # already gone
+        action(pgid)
+
+
+def _wait_exit(pid: int | None, timeout: float) -> None:
+    """Block until our job's ``sh`` exits or ``timeout`` passes; returns at once if it is
+    gone or not ours (the caller then reads the status file, polling if need be)."""
+    if pid is None or pid <= 1:
         return
     try:
-        # Only our job: its group leader is the sh we started (a recycled id is not ours).
-        with open(f"/proc/{pgid}/cmdline", "rb") as handle:
-            if _JOB.encode() not in handle.read():
-                return
-        action(pgid)
-    except OSError:
-        pass  # already gone
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return
+    try:
+        if _ours(pid):  # checked after the pidfd pinned the process
+            select.select([fd], [], [], max(0.0, timeout))
+    finally:
+        os.close(fd)
 
 
 def take(
@@ -143,9 +196,8 @@ def take(
     (``.pub`` first, so a private key in place always has its public half). ToolError, naming
     the type and why, if it failed or is not done in time (the job is then stopped)."""
     path = staged_key(key_type)
-    pgid = _group(root, key_type)
-    _signal_group(pgid, lambda g: os.setpriority(os.PRIO_PGRP, g, 0))  # we wait on it now
     deadline = clock() + timeout
+    _wait_exit(_group(root, key_type), timeout)
     status = ""
     while True:
         status = root.read_text(f"{path}.status", default="").strip()
