@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("metaboot.agent")
 
 NETWORK_SEMAPHORE = "network_config"
+INJECTED_SEMAPHORE = "injected_files"
 # Re-exported: the CLI and the tests name them through the runner.
 __all__ = ["STAGE_ORDER", "Options", "PackageRegistry", "Runner", "run", "setup_logging"]
 
@@ -322,8 +323,30 @@ class Runner:
             self.adopt(data, rec)
             if detect.is_network_source(data.source):
                 self.configure_network(data, rec)
+        self.write_injected_files(rec)
         self.consume_user_data(rec)
         return True
+
+    def write_injected_files(self, rec: StageRecorder) -> None:
+        """nova's injected files, once per instance, before any module (see injected.py)."""
+        assert self.instance is not None
+        iid = self.instance.instance_id
+        files = self.instance.injected_files
+        if not files or self.state.has_run(INJECTED_SEMAPHORE, Frequency.INSTANCE, iid):
+            return
+        from metaboot.guest import injected
+
+        start = time.perf_counter()
+        written, problems = injected.write(self.root, files)
+        rec.event("injected-files", time.perf_counter() - start, f"{len(written)} written")
+        for path in written:
+            log.info("injected file %s written", path)
+        for problem in problems:
+            log.error("%s", problem)
+            rec.error(problem)
+        self.state.mark(
+            INJECTED_SEMAPHORE, Frequency.INSTANCE, iid, "failed" if problems else "done"
+        )
 
     def restore(self, rec: StageRecorder) -> bool:
         """config/final in their own process: reload what the network stage found."""
