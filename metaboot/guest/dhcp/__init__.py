@@ -7,8 +7,9 @@ the OS starts its network with the static address from ``network_data.json`` on 
 
 - :mod:`~metaboot.guest.dhcp.message`: DHCP messages built and parsed (pure);
 - :mod:`~metaboot.guest.dhcp.client`: DISCOVER/OFFER/REQUEST/ACK over a packet socket;
-- :mod:`~metaboot.guest.dhcp.link`: the NIC's state (``ip``) and the lease applied and removed;
+- :mod:`~metaboot.guest.dhcp.link`: the NIC's state and the lease applied and removed;
+- :mod:`~metaboot.guest.dhcp.netlink`: the rtnetlink requests that do it;
 - :mod:`~metaboot.guest.dhcp.ephemeral`: choosing the NIC and the whole bounded episode.
 
-Standard library only; the address and routes are set with the image's ``ip`` (iproute2).
+Standard library only: no ``ip``, no ``dhclient`` needed in the image.
 """
