@@ -144,19 +144,58 @@ def test_a_failed_job_is_reported_and_the_key_made_anyway(tmp_path: Path) -> Non
     assert not root.exists(hostkeys.STAGING)
 
 
-def test_a_late_job_times_out_with_a_clear_error(tmp_path: Path) -> None:
-    root = Root(tmp_path)
-    # A job that never writes its status (a live process that is not ours: left alone).
-    sleeper = subprocess.Popen(["sleep", "30"])
+def slow_job(root: Root, tmp_path: Path, key_type: str) -> subprocess.Popen[bytes]:
+    """A real job (the same sh command line) whose ssh-keygen never finishes."""
+    fake = tmp_path / "slow-bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "ssh-keygen").write_text("#!/bin/sh\nexec sleep 60\n")
+    (fake / "ssh-keygen").chmod(0o755)
+    root.makedirs(hostkeys.STAGING, mode=0o700)
+    path = str(root.path(hostkeys.staged_key(key_type)))
+    proc = subprocess.Popen(
+        ["sh", "-c", hostkeys._JOB, "sh", key_type, "root@test", path],
+        env={"PATH": f"{fake}:/usr/bin:/bin"}, start_new_session=True,
+    )  # fmt: skip
+    root.write_file(f"{hostkeys.staged_key(key_type)}.pgid", f"{proc.pid}\n")
+    return proc
+
+
+def test_a_late_job_times_out_with_a_clear_error_and_is_stopped(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    job = slow_job(root, tmp_path, "ed25519")
     try:
-        fake_job(root, "ed25519", pgid=sleeper.pid, status=None)
         started = time.monotonic()
-        finish = sshd.start_host_keys(root, ["ed25519"], "root@test", staged_timeout=0.3)
-        with pytest.raises(MetabootError, match=r"did not finish within 0.3 s; generated again"):
+        finish = sshd.start_host_keys(root, ["ed25519"], "root@test", staged_timeout=0.5)
+        with pytest.raises(MetabootError, match=r"did not finish within 0.5 s; generated again"):
             finish()
         assert time.monotonic() - started < 30
         assert root.exists("/etc/ssh/ssh_host_ed25519_key")
-        assert sleeper.poll() is None  # not our job's process group: never signalled
+        assert job.wait(10) != 0  # the late job was stopped (SIGTERM to its group)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+
+def test_a_job_that_died_unfinished_is_not_waited_for(tmp_path: Path) -> None:
+    """A boot interrupted while ssh-keygen ran leaves a job file and no process: the next
+    boot's local stage starts it again, and the module does not sit out its timeout."""
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    sleeper = subprocess.Popen(["sleep", "30"])  # alive, but not a job of ours
+    try:
+        fake_job(root, "ed25519", pgid=sleeper.pid, status=None)
+        started = time.monotonic()
+        finish = sshd.start_host_keys(root, ["ed25519"], "root@test", staged_timeout=60)
+        with pytest.raises(MetabootError, match="stopped without finishing"):
+            finish()
+        assert time.monotonic() - started < 20
+        assert root.exists("/etc/ssh/ssh_host_ed25519_key")
+        assert sleeper.poll() is None  # never signalled: not ours
+        # The local stage restarts such a job rather than adopting it.
+        fake_job(root, "rsa", pgid=sleeper.pid, status=None)
+        assert hostkeys.start(root, ["rsa"], "root@test") == ["rsa"]
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -114,8 +114,10 @@ def start(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
     started: list[str] = []
     for key_type in dict.fromkeys(key_types):
         path = staged_key(key_type)
-        if root.exists(f"{path}.pgid"):
-            continue  # staged or running already (an earlier boot that went no further)
+        if root.exists(f"{path}.pgid") and (
+            root.read_text(f"{path}.status", default="").strip() or _running(root, key_type)
+        ):
+            continue  # done or running already (the early starter, or an earlier boot)
         for suffix in ("", ".pub", ".err", ".status"):
             root.remove(f"{path}{suffix}")
         host_path = str(root.path(path))
@@ -157,6 +159,11 @@ def _ours(pid: int) -> bool:
             return _JOB.encode() in handle.read()
     except OSError:
         return False
+
+
+def _running(root: Root, key_type: str) -> bool:
+    pgid = _group(root, key_type)
+    return pgid is not None and pgid > 1 and _ours(pgid)
 
 
 def _signal_group(pgid: int | None, action: Callable[[int], None]) -> None:
@@ -203,6 +210,15 @@ def take(
         status = root.read_text(f"{path}.status", default="").strip()
         if status:
             break
+        if not _running(root, key_type):
+            status = root.read_text(f"{path}.status", default="").strip()
+            if status:
+                break  # it finished between the two looks
+            discard(root, [key_type])
+            raise ToolError(
+                f"ssh-keygen for the {key_type} host key stopped without finishing "
+                "(a boot interrupted while it ran?)"
+            )
         if clock() >= deadline:
             discard(root, [key_type])
             raise ToolError(
