@@ -244,3 +244,14 @@ def test_the_early_starter_does_nothing_after_the_first_boot(tmp_path: Path) -> 
     script.write_text(hostkeys.starter_script(prefix=str(root.base)))
     subprocess.run(["sh", str(script)], check=True, timeout=30)
     assert not root.exists(hostkeys.STAGING)
+
+
+def test_clean_removes_keys_started_ahead(tmp_path: Path) -> None:
+    from metaboot.guest.clean import clean
+
+    root = make_root(tmp_path / "root")
+    fake_job(root, "rsa", pgid=999999, status="0")
+    root.write_file(hostkeys.staged_key("rsa"), "private\n")
+    report = clean(root)
+    assert not root.exists(hostkeys.STAGING)
+    assert hostkeys.STAGING in report.removed
