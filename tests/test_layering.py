@@ -30,3 +30,16 @@ def test_netguard_refuses_link_local_metadata() -> None:
 
     with socket.socket() as sock, pytest.raises(PermissionError):
         sock.connect(("169.254.169.254", 80))
+
+
+def test_netguard_refuses_raw_frames_from_the_machines_namespace() -> None:
+    """A DHCP client's packet socket must never send on the machine's own NICs."""
+    import socket
+
+    import pytest
+
+    with (
+        socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800)) as sock,
+        pytest.raises(PermissionError),
+    ):
+        sock.sendto(b"\0" * 28, ("lo", 0x0800, 0, 0, b"\xff" * 6))

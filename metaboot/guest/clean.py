@@ -46,6 +46,14 @@ def clean(
             continue
         _remove_tree_entry(root, path, report)
     _remove_tree_entry(root, layout.RUN_DIR, report)
+    # Host keys started ahead for the forgotten instance (the next first boot makes its own).
+    from metaboot.guest.os import hostkeys
+
+    if root.exists(hostkeys.STAGING):
+        hostkeys.discard(root)  # stops jobs still running, removes their files
+        _remove_tree_entry(root, hostkeys.STAGING, report)  # anything else left in it
+        if hostkeys.STAGING not in report.removed:
+            report.removed.append(hostkeys.STAGING)
     if logs:
         for path in (layout.LOG_FILE, layout.OUTPUT_LOG_FILE):
             host = root.path(path)

@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
         "include_retries": 3,
     },
     "network": {},
+    # The local stage's short DHCP lease for reaching the metadata service before the OS
+    # network starts (first boot, no config drive). "auto": only when configuring the live
+    # system — never the network of a machine that runs the agent against another root.
+    "ephemeral_dhcp": {"enabled": "auto", "timeout": 5.0, "max_wait": 10.0},
 }
 
 _MODULE_LIST = {
@@ -130,6 +134,14 @@ AGENT_SCHEMA: dict[str, Any] = {
         "system_info": {
             "type": "object",
             "properties": {"default_user": {"type": ["object", "null"]}},
+        },
+        "ephemeral_dhcp": {
+            "type": "object",
+            "properties": {
+                "enabled": {"oneOf": [{"type": "boolean"}, {"enum": ["auto"]}]},
+                "timeout": {"type": "number", "minimum": 0},
+                "max_wait": {"type": "number", "minimum": 0},
+            },
         },
         "user_data": {
             "type": "object",

@@ -3,8 +3,16 @@
 Why not ``http.client``/``urllib``: importing them pulls in ``email`` and ``ssl`` — about a
 third of the agent's whole start-up budget — for talking plain HTTP to a link-local address.
 This module speaks just what a metadata service needs (GET/PUT/POST, Content-Length, chunked,
-close-delimited bodies) over one socket per request, and hands ``https://`` URLs (only ever an
-``#include`` in user-data) to ``http.client``, imported then and only then.
+close-delimited bodies) and hands ``https://`` URLs (only ever an ``#include`` in user-data) to
+``http.client``, imported then and only then.
+
+GETs keep their connection open for the next GET to the same host (HTTP/1.1 keep-alive): a
+source reads half a dozen documents, and each new connection costs a handshake — and, behind a
+per-connection metadata proxy such as a QEMU ``guestfwd`` command, a process start on the host.
+A kept connection the server has closed meanwhile is replaced by a new one, once, before
+anything of the request was answered; PUT and POST always use a connection of their own.
+:func:`close_idle` closes what is kept (a source does it when it is done, and the ephemeral
+lease before its address goes away).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     body: bytes = b""
+    version: bytes = b"HTTP/1.1"
 
     @property
     def ok(self) -> bool:
@@ -75,8 +84,11 @@ def request(
     scheme, host, port, path = split_url(url)
     if scheme == "https":
         return _https(method, url, host, port, path, headers, body, timeout, max_body)
+    reuse = method in ("GET", "HEAD")
     lines = [f"{method} {path} HTTP/1.1", f"Host: {_host_header(host, port)}"]
-    lines += [f"User-Agent: {USER_AGENT}", "Accept: */*", "Connection: close"]
+    lines += [f"User-Agent: {USER_AGENT}", "Accept: */*"]
+    if not reuse:
+        lines.append("Connection: close")
     for name, value in (headers or {}).items():
         if "\r" in name + value or "\n" in name + value:
             raise TransportError(f"{url}: header {name!r} contains a line break")
@@ -84,17 +96,78 @@ def request(
     if body is not None or method in ("POST", "PUT"):
         lines.append(f"Content-Length: {len(body or b'')}")
     payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    key = (host, port)
+    kept = _idle.pop(key, None) if reuse else None
+    if kept is not None:
+        try:
+            kept.sock.settimeout(timeout)
+            kept.sock.sendall(payload)
+            response = _read_response(kept.stream, url, method, max_body)
+        except TimeoutError:
+            kept.close()  # a slow server, not a stale connection: asking again would double it
+            raise TransportError(f"{url}: timed out") from None
+        except (OSError, ValueError, TransportError):
+            kept.close()  # closed by the server while idle: a new connection below
+        else:
+            _keep_or_close(key, kept, response, reuse)
+            return response
     try:
         # An ASCII host goes to getaddrinfo as bytes: given a str, CPython first loads the
         # IDNA codec (with stringprep and unicodedata), ~1 ms of every boot.
         target = host.encode("ascii") if host.isascii() else host
-        with socket.create_connection((target, port), timeout=timeout) as sock:  # type: ignore[arg-type]
-            sock.sendall(payload)
-            return _read_response(sock.makefile("rb"), url, method, max_body)
-    except TransportError:
-        raise
+        sock = socket.create_connection((target, port), timeout=timeout)  # type: ignore[arg-type]
     except (OSError, ValueError) as err:
         raise TransportError(f"{url}: {_reason(err)}") from None
+    conn = _Connection(sock)
+    try:
+        sock.sendall(payload)
+        response = _read_response(conn.stream, url, method, max_body)
+    except TransportError:
+        conn.close()
+        raise
+    except (OSError, ValueError) as err:
+        conn.close()
+        raise TransportError(f"{url}: {_reason(err)}") from None
+    _keep_or_close(key, conn, response, reuse)
+    return response
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.stream = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
+
+
+_idle: dict[tuple[str, int], _Connection] = {}
+
+
+def _keep_or_close(
+    key: tuple[str, int], conn: _Connection, response: Response, reuse: bool
+) -> None:
+    """Keep the connection for the next GET if the answer left it usable: a framed body
+    (length or chunked) and no ``Connection: close``."""
+    framed = (
+        "content-length" in response.headers
+        or "chunked" in response.headers.get("transfer-encoding", "").lower()
+    )
+    closing = "close" in response.headers.get("connection", "").lower()
+    if reuse and response.version == b"HTTP/1.1" and framed and not closing:
+        old = _idle.pop(key, None)
+        if old is not None:
+            old.close()
+        _idle[key] = conn
+    else:
+        conn.close()
+
+
+def close_idle() -> None:
+    """Close every kept connection."""
+    while _idle:
+        _idle.popitem()[1].close()
 
 
 def _host_header(host: str, port: int) -> str:
@@ -127,8 +200,9 @@ def _read_response(stream: object, url: str, method: str, max_body: int) -> Resp
         headers[name.strip().lower()] = value.strip()
     else:
         raise TransportError(f"{url}: too many response headers")
+    version = fields[0]
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return Response(url, status, headers)
+        return Response(url, status, headers, version=version)
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _read_chunked(readline, read, url, max_body)
     elif "content-length" in headers:
@@ -145,7 +219,7 @@ def _read_response(stream: object, url: str, method: str, max_body: int) -> Resp
         body = read(max_body + 1)
         if len(body) > max_body:
             raise TransportError(f"{url}: body exceeds {max_body} bytes")
-    return Response(url, status, headers, body)
+    return Response(url, status, headers, body, version)
 
 
 def _read_chunked(

@@ -27,6 +27,7 @@ from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
 from metaboot.guest.launcher import launcher_text
+from metaboot.guest.os import hostkeys
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
 
@@ -235,6 +236,9 @@ def prepare(base: Root | str | os.PathLike[str], options: PrepareOptions) -> lis
     root.makedirs("/usr/bin")
     root.write_file(LAUNCHER, LAUNCHER_TEXT, mode=0o755)
     written.append(LAUNCHER)
+    root.makedirs(os.path.dirname(hostkeys.STARTER))
+    root.write_file(hostkeys.STARTER, hostkeys.starter_script(), mode=0o755)
+    written.append(hostkeys.STARTER)
     written += _install_units(root)
     root.makedirs("/etc/metaboot/agent.d")
     root.write_file(AGENT_CONFIG, render_agent_config(agent_config(options)), mode=0o644)
@@ -340,6 +344,11 @@ def seal(base: Root | str | os.PathLike[str], *, keep_ssh_host_keys: bool = Fals
         for name in root.listdir("/etc/ssh"):
             if name.startswith("ssh_host_") and ("_key" in name):
                 _remove(root, f"/etc/ssh/{name}", removed)
+    # Host keys the agent started ahead on a boot that went no further: never for a clone.
+    for name in root.listdir(hostkeys.STAGING):
+        _remove(root, f"{hostkeys.STAGING}/{name}", removed)
+    if root.exists(hostkeys.STAGING):
+        os.rmdir(root.path(hostkeys.STAGING))
     for home in sorted(set(_homes(root))):
         for name in HISTORY_FILES:
             _remove(root, f"{home}/{name}", removed)

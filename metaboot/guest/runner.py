@@ -1,7 +1,8 @@
 """The stage runner: local → network → config → final, as cloud-init orders them.
 
 - **local** (before the network is up): find the instance in a local source (config drive,
-  NoCloud seed), remember its identity, write the network configuration.
+  NoCloud seed) — on a first boot with none, in the metadata service over an ephemeral DHCP
+  lease (:mod:`metaboot.guest.dhcp`) — remember its identity, write the network configuration.
 - **network**: if nothing was found locally, ask the metadata service; process user-data and
   vendor-data; run boothooks; run ``cloud_init_modules``.
 - **config**: ``cloud_config_modules``. **final**: ``cloud_final_modules``, result and summary.
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("metaboot.agent")
 
 NETWORK_SEMAPHORE = "network_config"
+INJECTED_SEMAPHORE = "injected_files"
 # Re-exported: the CLI and the tests name them through the runner.
 __all__ = ["STAGE_ORDER", "Options", "PackageRegistry", "Runner", "run", "setup_logging"]
 
@@ -60,6 +62,14 @@ class Options:
     out: TextIO | None = None  # console summary (stdout)
     registry: ModuleRegistry = field(default_factory=PackageRegistry)
     console: Callable[[str], None] | None = None  # once-only secrets; default /dev/console
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    """Sources are being tried over an ephemeral DHCP lease on ``interface``."""
+
+    interface: str
+    max_wait: float
 
 
 class Runner:
@@ -157,18 +167,43 @@ class Runner:
                 out.append(known)
         return out
 
-    def find(self, names: list[str], rec: StageRecorder) -> InstanceData | None:
+    def find(
+        self, names: list[str], rec: StageRecorder, lease: LeaseInfo | None = None
+    ) -> InstanceData | None:
+        """The first source of ``names`` that has the instance. Over an ephemeral ``lease``
+        the wait is capped and nothing counts against the source: what is not found (or
+        fails) then is tried again by the network stage, so it only leaves a note."""
         pinned = self.agent.pinned_source is not None
 
         def make_context(name: str) -> detect.SourceContext:
+            settings = self.agent.source_settings(name)
+            if lease is not None:
+                settings["max_wait"] = min(float(settings.get("max_wait", 30.0)), lease.max_wait)
             return detect.SourceContext(
                 root=self.root,
-                settings=self.agent.source_settings(name),
+                settings=settings,
                 log=logging.getLogger(f"metaboot.source.{name}"),
                 pinned=pinned,
+                interface=lease.interface if lease is not None else None,
             )
 
         data, attempts, warnings = detect.find(names, make_context, log)
+        if lease is not None:
+            for attempt in attempts:
+                detail = f"over the ephemeral lease: {attempt.detail or attempt.outcome}"
+                rec.event(f"search-{attempt.source}", attempt.duration, detail)
+                if attempt.outcome == "found":
+                    self.tried.append(attempt.source)
+                elif attempt.outcome == "error":
+                    log.warning(
+                        "source %s over the ephemeral lease: %s; tried again once the "
+                        "network is up",
+                        attempt.source,
+                        attempt.detail,
+                    )
+            for warning in warnings:
+                rec.recoverable(warning)
+            return data
         for attempt in attempts:
             self.tried.append(attempt.source)
             rec.event(f"search-{attempt.source}", attempt.duration, attempt.outcome)
@@ -204,8 +239,15 @@ class Runner:
         self.status.save()
 
     def stage_local(self, rec: StageRecorder) -> None:
+        first_boot = self.state.stored_instance_id() is None
+        if first_boot:
+            self.start_host_keys(rec)
         data = self.find(self.source_order(network=False), rec)
+        if data is None and first_boot:
+            data = self.find_over_ephemeral_lease(rec)
         if data is not None:
+            if not first_boot and self.state.stored_instance_id() != data.instance_id:
+                self.start_host_keys(rec)
             self.adopt(data, rec)
             self.configure_network(data, rec)
         elif self.state.stored_instance_id() is None:
@@ -213,6 +255,58 @@ class Runner:
             self.configure_network(None, rec)
         else:
             rec.event("network-config", 0.0, "kept the previous instance's configuration")
+
+    def start_host_keys(self, rec: StageRecorder) -> None:
+        """A new instance's ssh module will want host keys: start making them now, in the
+        background, so that RSA's prime search overlaps the rest of the boot instead of
+        holding up the network stage (see :mod:`metaboot.guest.os.hostkeys`)."""
+        from metaboot.guest.os import hostkeys
+
+        start = time.perf_counter()
+        try:
+            if not any(
+                e.name == "ssh" for stage in STAGE_ORDER for e in self.catalog.entries(stage)
+            ):
+                hostkeys.discard(self.root)  # the early starter's, if any: no module wants them
+                return
+            started = hostkeys.prestart(self.root, self.agent.cfg)
+        except (OSError, MetabootError) as err:
+            log.warning("host keys not started ahead: %s", err)
+            return
+        if started:
+            rec.event("ssh-keygen-start", time.perf_counter() - start, ", ".join(started))
+
+    def find_over_ephemeral_lease(self, rec: StageRecorder) -> InstanceData | None:
+        """First boot, nothing local: lease an IPv4 address for a moment and ask the metadata
+        service now (cloud-init's OpenStackLocal), so that the network configuration written
+        next is the instance's own and the OS starts with it on this very boot."""
+        names = self.source_order(network=True)
+        settings = self.agent.cfg.get("ephemeral_dhcp", {})
+        enabled = settings.get("enabled", "auto")
+        if not names or enabled is False or (enabled == "auto" and not self.root.is_live):
+            return None
+        from metaboot.guest.dhcp import ephemeral
+
+        max_wait = float(settings.get("max_wait", 10.0))
+
+        def work(interface: str, _lease: object) -> InstanceData | None:
+            return self.find(names, rec, LeaseInfo(interface, max_wait))
+
+        data, episode = ephemeral.run_with_lease(work, timeout=float(settings.get("timeout", 5.0)))
+        detail = f"{episode.outcome}: {episode.detail}" if episode.detail else episode.outcome
+        rec.event("ephemeral-dhcp", episode.seconds, detail)
+        log.info("ephemeral DHCP: %s", detail)
+        if episode.outcome not in ("leased", "no NIC", "no lease"):
+            rec.recoverable(f"ephemeral DHCP: {episode.detail}")
+        for problem in episode.problems:
+            rec.recoverable(f"ephemeral DHCP: {problem}")
+        self.status.record["ephemeral_dhcp"] = {
+            "interface": episode.interface,
+            "outcome": episode.outcome,
+            "detail": episode.detail,
+            "problems": episode.problems,
+        }
+        return data
 
     def stage_network(self, rec: StageRecorder) -> bool:
         if self.instance is None:
@@ -230,8 +324,30 @@ class Runner:
             self.adopt(data, rec)
             if detect.is_network_source(data.source):
                 self.configure_network(data, rec)
+        self.write_injected_files(rec)
         self.consume_user_data(rec)
         return True
+
+    def write_injected_files(self, rec: StageRecorder) -> None:
+        """nova's injected files, once per instance, before any module (see injected.py)."""
+        assert self.instance is not None
+        iid = self.instance.instance_id
+        files = self.instance.injected_files
+        if not files or self.state.has_run(INJECTED_SEMAPHORE, Frequency.INSTANCE, iid):
+            return
+        from metaboot.guest import injected
+
+        start = time.perf_counter()
+        written, problems = injected.write(self.root, files)
+        rec.event("injected-files", time.perf_counter() - start, f"{len(written)} written")
+        for path in written:
+            log.info("injected file %s written", path)
+        for problem in problems:
+            log.error("%s", problem)
+            rec.error(problem)
+        self.state.mark(
+            INJECTED_SEMAPHORE, Frequency.INSTANCE, iid, "failed" if problems else "done"
+        )
 
     def restore(self, rec: StageRecorder) -> bool:
         """config/final in their own process: reload what the network stage found."""

@@ -110,6 +110,12 @@ def test_metaboot_agent_configures_the_vm(
         assert not disk.exists("/var/lib/cloud/data/result.json")
         if scenario.transport == "service":
             _check_service_was_used(fleet, scenario)
+            # Read in the local stage, over an ephemeral lease that is gone again.
+            record = json.loads(disk.read_text("/var/lib/metaboot/data/status.json"))
+            assert record["ephemeral_dhcp"]["outcome"] == "leased", record["ephemeral_dhcp"]
+            assert record["ephemeral_dhcp"]["problems"] == [], record["ephemeral_dhcp"]
+            local = [e["name"] for e in record["stages"]["local"]["events"]]
+            assert "search-OpenStack" in local, local
     except AssertionError:
         print(result.console[-6000:])
         raise
@@ -136,28 +142,11 @@ def test_bad_agent_config_still_boots_and_lets_the_user_in(
         raise
 
 
-# A known gap, kept visible: strict, so the day it is fixed this fails until the mark goes.
-FIRST_BOOT_STATIC_GAP = (
-    "metaboot agent: on a first boot from the metadata service the local stage has no data, so "
-    "ifupdown starts with the DHCP fallback; network_data.json is rendered in the network "
-    "stage and applies from the next boot. cloud-init fetches in the local stage over an "
-    "ephemeral DHCP lease (OpenStackLocal) and so runs with the static address at once."
-)
-
-
-def _live_static_params() -> list[object]:
-    params: list[object] = []
-    for param in CLOUD_INIT + METABOOT:
-        scenario = param.values[0]  # type: ignore[attr-defined]
-        marks = list(param.marks)  # type: ignore[attr-defined]
-        if scenario == Scenario("metaboot", "service"):
-            marks.append(pytest.mark.xfail(strict=True, reason=FIRST_BOOT_STATIC_GAP))
-        params.append(pytest.param(scenario, id=scenario.id, marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("scenario", _live_static_params())
+@pytest.mark.parametrize("scenario", CLOUD_INIT + METABOOT)
 def test_static_address_is_live_on_first_boot(scenario: Scenario, fleet: Fleet) -> None:
+    """Both agents, from the service too: the metaboot agent, like cloud-init's
+    OpenStackLocal, reads the service in its local stage over an ephemeral DHCP lease, so the
+    OS network starts with network_data.json's static address on the first boot."""
     result = fleet.result(scenario)
     assert result.powered_off, result.console[-3000:]
     check_live_static(result)

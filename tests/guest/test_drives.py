@@ -132,3 +132,34 @@ def test_damaged_drive_is_reported_and_the_next_source_used(tmp_path: Path) -> N
     assert record["source"] == "NoCloud" and record["instance_id"] == "fallback-1"
     errors = summarize(record).errors
     assert len(errors) == 1 and errors[0].startswith("local: source ConfigDrive: /dev/sr0: ")
+
+
+def test_one_blkid_listing_serves_every_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a live system without udev links the sources ask blkid; its export listing (real
+    blkid output, over image files standing in for devices) is read once for all labels."""
+    from metaboot.guest.sources import drives
+
+    images = []
+    for name, label in (("a.img", "config-2"), ("b.img", "cidata"), ("c.img", "")):
+        image = tmp_path / name
+        subprocess.run(["truncate", "-s", "2M", str(image)], check=True)
+        subprocess.run(
+            ["mkfs.vfat", *(["-n", label] if label else []), str(image)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        images.append(str(image))
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "blkid").write_text(
+        f'#!/bin/sh\necho x >> {calls}\nexec {shutil.which("blkid")} "$@" {" ".join(images)}\n'
+    )
+    (fake / "blkid").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/sbin:/usr/bin:/sbin:/bin")
+    monkeypatch.setattr(drives, "_blkid_listing", None)
+    assert drives.blkid_by_label("config-2") == [images[0]]
+    assert drives.blkid_by_label("cidata") == [images[1]]
+    assert drives.blkid_by_label("CONFIG-2") == []
+    assert calls.read_text().count("x") == 1

@@ -9,7 +9,14 @@ from contextlib import contextmanager
 
 import pytest
 
-from metaboot.guest.http import RetryPolicy, TransportError, fetch, request, split_url
+from metaboot.guest.http import (
+    RetryPolicy,
+    TransportError,
+    close_idle,
+    fetch,
+    request,
+    split_url,
+)
 from tests.guest.helpers import ServerState, dead_url, metadata_server, tree
 
 
@@ -154,3 +161,78 @@ def test_an_absurd_retry_after_is_capped() -> None:
     with metadata_server(state) as (url, _):
         response = fetch("GET", url + "/openstack", RetryPolicy(retries=2, sleep=sleeps.append))
     assert response.status == 200 and sleeps == [30.0]
+
+
+@contextmanager
+def keepalive_server() -> Iterator[tuple[str, list[list[bytes]]]]:
+    """An HTTP/1.1 server that keeps each connection open for more requests; records, per
+    connection, the requests it read."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    connections: list[list[bytes]] = []
+
+    def handle(conn: socket.socket, seen: list[bytes]) -> None:
+        buffer = b""
+        with conn:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                seen.append(head)
+                body = head.split(b" ", 2)[1]
+                closing = b"connection: close" in head.lower()
+                extra = b"Connection: close\r\n" if closing else b""
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+                )
+                if closing:
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            seen: list[bytes] = []
+            connections.append(seen)
+            threading.Thread(target=handle, args=(conn, seen), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
+    finally:
+        close_idle()
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_gets_share_one_connection_puts_get_their_own() -> None:
+    with keepalive_server() as (url, connections):
+        bodies = [request("GET", f"{url}/doc/{i}").body for i in range(3)]
+        assert bodies == [b"/doc/0", b"/doc/1", b"/doc/2"]
+        assert len(connections) == 1 and len(connections[0]) == 3
+        assert request("PUT", f"{url}/token").body == b"/token"
+        assert len(connections) == 2
+        assert b"connection: close" in connections[1][0].lower()
+        close_idle()
+        assert request("GET", f"{url}/again").body == b"/again"
+        assert len(connections) == 3  # close_idle closed the kept one
+
+
+def test_a_kept_connection_the_server_closed_is_replaced() -> None:
+    """raw_server answers with a Content-Length and closes: the kept connection is dead by the
+    next request, which goes out again on a new one."""
+    with raw_server(lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as url:
+        assert [request("GET", url).body for _ in range(3)] == [b"ok", b"ok", b"ok"]
+    close_idle()

@@ -1,5 +1,6 @@
 """Refuse, in any Python process a test starts, to talk to the link-local metadata address from
-the machine's own network namespace.
+the machine's own network namespace, or to send raw frames there (a DHCP client's packet
+socket: a DISCOVER must never leave on the machine's own NICs).
 
 Tests put this directory on PYTHONPATH (see tests/conftest.py), so every child Python process
 — our agent, Debian's cloud-init — loads it. Inside a network namespace or VM that a test created,
@@ -56,6 +57,10 @@ def install() -> None:
         return original_connect_ex(self, address)  # type: ignore[arg-type]
 
     def sendto(self: socket.socket, *args: object) -> int:
+        if self.family == getattr(socket, "AF_PACKET", None):
+            raise PermissionError(
+                "metaboot tests: refusing to send raw frames from the machine's own namespace"
+            )
         if _forbidden(args[-1]):
             raise PermissionError(f"metaboot tests: refusing to send to {args[-1]!r}")
         return original_sendto(self, *args)  # type: ignore[call-overload,no-any-return]

@@ -2,7 +2,8 @@
 
 - ``ssh_deletekeys`` (true): the image's host keys are removed, so clones never share them;
 - ``ssh_keys`` installs given host keys, otherwise ``ssh_genkeytypes`` (rsa, ecdsa, ed25519)
-  are generated with ssh-keygen, all at once;
+  are generated with ssh-keygen, all at once — or taken from the jobs the local stage started
+  ahead on a first boot (:mod:`metaboot.guest.os.hostkeys`), which this module awaits;
 - the metadata's public keys (``allow_public_ssh_keys``, true) and ``ssh_authorized_keys`` go to
   the default user; with ``disable_root`` (true) root gets the same keys behind
   ``disable_root_opts``, which print "log in as <default user>" and close the session.
@@ -16,13 +17,13 @@ from metaboot.guest.modules._schemas import top
 from metaboot.guest.modules._ssh import disable_user_options
 from metaboot.guest.modules._users import default_user_name
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
-from metaboot.guest.os import accounts, hostnames, sshd
+from metaboot.guest.os import accounts, hostkeys, hostnames, sshd
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-DEFAULT_KEY_TYPES = ["rsa", "ecdsa", "ed25519"]
+DEFAULT_KEY_TYPES = list(hostkeys.DEFAULT_KEY_TYPES)
 KEY_NAMES = frozenset(
     f"{kind}_{part}"
     for kind in sshd.HOST_KEY_TYPES
@@ -49,6 +50,7 @@ def host_keys(ctx: ModuleContext) -> Callable[[], None]:
         if certs:
             change = sshd.set_options(ctx.root, {"HostCertificate": certs})
             ctx.report.changed(f"HostCertificate set in {change.path}")
+        hostkeys.discard(ctx.root)  # started ahead by the local stage, not wanted after all
         return lambda: None
     types = get_str_list(ctx.cfg, "ssh_genkeytypes", DEFAULT_KEY_TYPES)
     comment = f"root@{hostnames.current_hostname(ctx.root) or 'localhost'}"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 
 from metaboot.errors import ConfigError
+from metaboot.guest.os import hostkeys
 from metaboot.guest.os.accounts import group_exists
 from metaboot.guest.os.tools import ToolError, run_tool
 from metaboot.guest.records import dataclass
@@ -278,15 +279,27 @@ def generate_host_keys(root: Root, key_types: Sequence[str], comment: str) -> li
     return start_host_keys(root, key_types, comment)()
 
 
-def start_host_keys(root: Root, key_types: Sequence[str], comment: str) -> Callable[[], list[str]]:
+def start_host_keys(
+    root: Root,
+    key_types: Sequence[str],
+    comment: str,
+    *,
+    staged_timeout: float = 300.0,
+) -> Callable[[], list[str]]:
     """Start ssh-keygen for the missing host keys of ``key_types`` (one process per type, side
     by side); the function returned waits for them, sets owners and modes, and returns the
-    keys made (ToolError if one failed). The caller may do other work in between."""
+    keys made (ToolError if one failed). The caller may do other work in between.
+
+    A type the local stage already started in the background (:mod:`hostkeys`) is taken from
+    there instead, waiting at most ``staged_timeout`` seconds; if that job failed or is late,
+    the error is reported and the key is generated here after all. Staged types nobody wants
+    (not in ``key_types``, or the key exists) are thrown away."""
     for key_type in key_types:
         if key_type not in HOST_KEY_TYPES:
             raise ConfigError(f"unknown SSH host key type {key_type!r} (use rsa, ecdsa, ed25519)")
     root.makedirs(SSH_DIR)
-    jobs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    staged = set(hostkeys.staged_types(root))
+    wanted: list[str] = []
     for key_type in dict.fromkeys(key_types):
         path = host_key_path(key_type)
         if root.path(path).is_symlink():
@@ -294,46 +307,58 @@ def start_host_keys(root: Root, key_types: Sequence[str], comment: str) -> Calla
             root.remove(path)
         elif root.exists(path):
             continue
-        argv = [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            key_type,
-            "-N",
-            "",
-            "-C",
-            comment,
-            "-f",
-            str(root.path(path)),
-        ]
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-        except FileNotFoundError as err:
-            raise ToolError("cannot generate SSH host keys: ssh-keygen is not installed") from err
-        jobs.append((key_type, proc))
+        wanted.append(key_type)
+    hostkeys.discard(root, sorted(staged - set(wanted)))
+    jobs = [(t, _keygen(root, t, comment)) for t in wanted if t not in staged]
 
     def finish() -> list[str]:
         made: list[str] = []
         errors: list[str] = []
         mode, group = _private_key_mode(root)
-        for key_type, proc in jobs:
+        late: list[tuple[str, subprocess.Popen[bytes]]] = []
+        for key_type in wanted:
+            if key_type not in staged:
+                continue
+            try:
+                hostkeys.take(root, key_type, host_key_path(key_type), comment, staged_timeout)
+            except ToolError as err:
+                errors.append(f"{err}; generated again")
+                late.append((key_type, _keygen(root, key_type, comment)))
+                continue
+            _set_modes(root, key_type, mode, group)
+            made.append(host_key_path(key_type))
+        for key_type, proc in jobs + late:
             _, stderr = proc.communicate()
-            path = host_key_path(key_type)
             if proc.returncode != 0:
                 errors.append(f"{key_type}: {stderr.decode('utf-8', 'replace').strip()}")
                 continue
-            root.chown(path, 0, group)
-            root.path(path).chmod(mode)
-            root.chown(f"{path}.pub", 0, 0)
-            root.path(f"{path}.pub").chmod(0o644)
-            made.append(path)
+            _set_modes(root, key_type, mode, group)
+            made.append(host_key_path(key_type))
+        hostkeys.discard(root, [])  # the staging directory, once empty
         if errors:
             raise ToolError("cannot generate SSH host keys: " + "; ".join(errors))
-        return made
+        return sorted(made, key=lambda p: wanted.index(p.rsplit("ssh_host_", 1)[1][: -len("_key")]))
 
     return finish
+
+
+def _keygen(root: Root, key_type: str, comment: str) -> subprocess.Popen[bytes]:
+    path = host_key_path(key_type)
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(root.path(path))]
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError as err:
+        raise ToolError("cannot generate SSH host keys: ssh-keygen is not installed") from err
+
+
+def _set_modes(root: Root, key_type: str, mode: int, group: int | str) -> None:
+    path = host_key_path(key_type)
+    root.chown(path, 0, group)
+    root.path(path).chmod(mode)
+    root.chown(f"{path}.pub", 0, 0)
+    root.path(f"{path}.pub").chmod(0o644)
 
 
 def write_host_keys(root: Root, ssh_keys: Mapping[str, str]) -> tuple[list[str], list[str]]:

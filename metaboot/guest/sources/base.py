@@ -30,3 +30,5 @@ class InstanceData:
     # Base URL of the metadata service the data came from (None for drives and seeds): where a
     # generated password is POSTed back (`<service_url>/openstack/latest/password`).
     service_url: str | None = None
+    # nova's injected files (meta_data.json ``files``): [{"path": ..., "content_base64": ...}]
+    injected_files: list[dict[str, str]] = field(default_factory=list)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -38,6 +39,7 @@ class SourceContext:
     settings: dict[str, Any]  # datasource.<Name> from the agent config
     log: logging.Logger
     pinned: bool = False  # the only configured source: wait for it as long as allowed
+    interface: str | None = None  # for ``%IFACE`` URLs: the NIC of an ephemeral lease
     warnings: list[str] = field(default_factory=list)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
@@ -60,6 +62,14 @@ def is_network_source(name: str) -> bool:
     return known is not None and SOURCES[known][1]
 
 
+def _close_idle() -> None:
+    """A source is done with the service: close its kept connections (the HTTP client is
+    looked up, not imported: a drive-only boot never loads it)."""
+    http = sys.modules.get("metaboot.guest.http")
+    if http is not None:
+        http.close_idle()
+
+
 def find(
     names: Iterable[str],
     make_context: Callable[[str], SourceContext],
@@ -80,16 +90,19 @@ def find(
             module = importlib.import_module(SOURCES[known][0])
             data: InstanceData | None = module.read(ctx)
         except MetabootError as err:
+            _close_idle()
             attempts.append(Attempt(known, "error", str(err), time.monotonic() - start))
             log.warning("source %s: %s", known, err)
             warnings.extend(ctx.warnings)
             continue
         except Exception as err:  # a bug in one source must not stop the others
+            _close_idle()
             log.exception("source %s failed", known)
             attempts.append(
                 Attempt(known, "error", f"{type(err).__name__}: {err}", time.monotonic() - start)
             )
             continue
+        _close_idle()
         warnings.extend(ctx.warnings)
         elapsed = time.monotonic() - start
         if data is None:

@@ -14,6 +14,7 @@ import os
 import posixpath
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -128,18 +129,45 @@ def find_by_label(root: Root, labels: Iterable[str]) -> list[str]:
     return found
 
 
-def blkid_by_label(label: str) -> list[str]:
+_BLKID_REUSE = 10.0  # seconds one listing serves (the sources are searched one after another)
+_blkid_listing: tuple[float, dict[str, str]] | None = None
+
+
+def blkid_labels() -> dict[str, str]:
+    """Device -> label of every labelled filesystem, from one ``blkid`` run reused by the
+    sources searched right after (each label asked separately cost a process start apiece,
+    four per first boot without a drive)."""
+    global _blkid_listing
+    now = time.monotonic()
+    if _blkid_listing is not None and now - _blkid_listing[0] < _BLKID_REUSE:
+        return _blkid_listing[1]
     try:
         proc = subprocess.run(
-            ["blkid", "-t", f"LABEL={label}", "-o", "device"],
+            ["blkid", "-o", "export", "-s", "LABEL"],
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         )
+        output = proc.stdout
     except (OSError, subprocess.TimeoutExpired):
-        return []
-    return sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()}, reverse=True)
+        output = ""
+    labels: dict[str, str] = {}
+    device = None
+    for line in output.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "DEVNAME":
+            device = value
+        elif key == "LABEL" and device is not None:
+            labels[device] = value
+        elif not line.strip():
+            device = None
+    _blkid_listing = (now, labels)
+    return labels
+
+
+def blkid_by_label(label: str) -> list[str]:
+    return sorted((d for d, found in blkid_labels().items() if found == label), reverse=True)
 
 
 def _diskfs() -> Any | None:

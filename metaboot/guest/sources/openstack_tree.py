@@ -105,6 +105,7 @@ def read_tree(
         subplatform=subplatform,
         service_url=service_url,
     )
+    data.injected_files = injected_files(get, meta, warnings)
     ec2 = get("ec2/latest/meta-data.json") if drive else None
     if ec2 is not None:
         try:
@@ -113,6 +114,46 @@ def read_tree(
         except SourceError as err:
             warnings.append(f"{err}; ignored")
     return data
+
+
+MAX_INJECTED_BYTES = 1024 * 1024  # nova's default quota is 10 KiB a file, 5 files
+
+
+def injected_files(get: Getter, meta: dict[str, Any], warnings: list[str]) -> list[dict[str, str]]:
+    """nova's file injection: meta_data.json ``files`` lists ``{path, content_path}``; the
+    content is ``openstack/<content_path>`` (``/content/0000``) on the drive and the service
+    alike. A bad entry is a warning and the others are kept."""
+    import base64
+
+    listed = meta.get("files")
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        warnings.append("meta_data.json files: expected a list; ignored")
+        return []
+    found: list[dict[str, str]] = []
+    for index, entry in enumerate(listed):
+        where = f"meta_data.json files[{index}]"
+        path = entry.get("path") if isinstance(entry, dict) else None
+        content_path = entry.get("content_path") if isinstance(entry, dict) else None
+        if not isinstance(path, str) or not isinstance(content_path, str) or not path:
+            warnings.append(f"{where}: expected {{path, content_path}} strings; ignored")
+            continue
+        relative = content_path.lstrip("/")
+        if not relative.startswith("content/") or ".." in relative.split("/"):
+            warnings.append(
+                f"{where}: content_path {content_path!r} is not under /content; ignored"
+            )
+            continue
+        content = get(f"openstack/{relative}")
+        if content is None:
+            warnings.append(f"{where}: {content_path} is missing; {path} not written")
+            continue
+        if len(content) > MAX_INJECTED_BYTES:
+            warnings.append(f"{where}: {content_path} is over {MAX_INJECTED_BYTES} bytes; ignored")
+            continue
+        found.append({"path": path, "content_base64": base64.b64encode(content).decode("ascii")})
+    return found
 
 
 def public_keys(meta: dict[str, Any]) -> list[str]:

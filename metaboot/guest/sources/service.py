@@ -36,7 +36,7 @@ def fallback_interface(root: Root) -> str | None:
 
 def candidate_urls(ctx: SourceContext) -> list[str]:
     urls: list[str] = []
-    iface: str | None = None
+    iface: str | None = ctx.interface
     for url in ctx.settings.get("metadata_urls", []):
         if "IFACE" in url:
             iface = iface or fallback_interface(ctx.root)
