@@ -1,7 +1,7 @@
 """Boot to configured, in a real VM: cloud-init against the metaboot agent, same image base,
 same VM settings, same instance data, in the same run.
 
-    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N]
+    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N]
 
 Both images are the e2e test images (tests/e2e/e2e_image.py: the same debootstrap base, one
 with Debian's cloud-init, one with our agent installed by ``metaboot image prepare``). Each run
@@ -238,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="boots per agent (default 1)")
     parser.add_argument("--keep", metavar="DIR", help="keep consoles and journals in DIR")
     parser.add_argument(
+        "--cpus",
+        type=int,
+        default=1,
+        help="virtual CPUs per VM, the same for both agents (default 1, as the tests boot)",
+    )
+    parser.add_argument(
         "--agents",
         default="cloud-init,metaboot",
         help="comma-separated subset to boot (default both; one alone gives no ratio)",
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     measures: dict[str, list[Measure]] = {agent: [] for agent in ("cloud-init", "metaboot")}
     accel = "?"
     with lazy_service(base / "service") as service:
-        fleet = Fleet(base, key, service, parallel=1)
+        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus)
         try:
             for run in range(args.runs):
                 # Alternate which agent boots first, so neither always gets the warmer cache.
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"# {scenario.id}: {json.dumps(measure.__dict__)}", flush=True)
         finally:
             fleet.close()
+    print(f"# {args.cpus} virtual CPU(s) per VM")
     print(report(measures, args.transport, accel))
     return 0
 

@@ -179,8 +179,10 @@ class Fleet:
         public_key: str,
         service: Callable[[], MetadataService],
         parallel: int | None = None,
+        cpus: int = 1,
     ) -> None:
         self.workdir = workdir
+        self.cpus = cpus
         self.public_key = public_key
         self._service = service
         self._stop = threading.Event()
@@ -210,7 +212,12 @@ class Fleet:
         spec_file = workdir / "instance.yaml"
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         vm = VmSpec(
-            image=image, workdir=workdir, mac=scenario.mac, uuid=scenario.uuid, stop=self._stop
+            image=image,
+            workdir=workdir,
+            mac=scenario.mac,
+            uuid=scenario.uuid,
+            stop=self._stop,
+            cpus=self.cpus,
         )
         if scenario.transport == "service":
             service = self._service()

@@ -103,6 +103,7 @@ class VmSpec:
     config_drive: Path | None = None
     config_drive_format: str = "iso"  # "iso" (a CD-ROM) or "vfat" (a disk), as nova attaches them
     memory_mb: int = 1024
+    cpus: int = 1  # virtual CPUs; the tests use one, bench/vm_boot.py --cpus may give more
     timeout: float = 1200.0
     extra_kernel_args: str = ""
     uuid: str | None = None
@@ -155,7 +156,7 @@ def _qemu_args(spec: VmSpec, overlay: Path, console: Path, accel: str) -> list[s
             raise ValueError(f"guestfwd script path must have no comma or space: {script}")
         netdev += f",guestfwd=tcp:{METADATA_IP}:80-cmd:{script}"
     args = [
-        QEMU, "-accel", accel, "-m", str(spec.memory_mb), "-smp", "1",
+        QEMU, "-accel", accel, "-m", str(spec.memory_mb), "-smp", str(spec.cpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(spec.image.kernel), "-initrd", str(spec.image.initrd),
         "-append", f"{KERNEL_ARGS} {spec.extra_kernel_args}".strip(),
