@@ -289,39 +289,33 @@ def _child_extent(child: _Dir | _File, *, joliet: bool) -> tuple[int, int]:
     return child.iso_extent, child.iso_size
 
 
-def _write_primary(image: bytearray, node: _Dir, date: bytes) -> None:
-    base = node.iso_extent * SECTOR
+def _write_directory(image: bytearray, node: _Dir, date: bytes, *, joliet: bool) -> None:
+    """One directory's records, in either tree: the same walk over ``.``, ``..`` and the
+    children; only the primary tree's records carry Rock Ridge system use entries."""
     parent = node.parent or node
+    if joliet:
+        extent, size, children = node.joliet_extent, node.joliet_size, node.joliet_children
+        parent_extent, parent_size = parent.joliet_extent, parent.joliet_size
+        offsets, system_uses = node.joliet_offsets, [b""] * len(node.joliet_offsets)
+    else:
+        extent, size, children = node.iso_extent, node.iso_size, node.iso_children
+        parent_extent, parent_size = parent.iso_extent, parent.iso_size
+        offsets, system_uses = node.iso_offsets, [su.encode() for su in node.iso_records]
     entries: list[tuple[bytes, int, int, bool]] = [
-        (rec.DOT, node.iso_extent, node.iso_size, True),
-        (rec.DOTDOT, parent.iso_extent, parent.iso_size, True),
+        (rec.DOT, extent, size, True),
+        (rec.DOTDOT, parent_extent, parent_size, True),
     ]
-    for child in node.iso_children:
-        extent, size = _child_extent(child, joliet=False)
-        entries.append((child.iso_id, extent, size, isinstance(child, _Dir)))
-    for (identifier, extent, size, is_dir), system_use, offset in zip(
-        entries, node.iso_records, node.iso_offsets, strict=True
+    for child in children:
+        child_extent, child_size = _child_extent(child, joliet=joliet)
+        identifier = child.joliet_id if joliet else child.iso_id
+        entries.append((identifier, child_extent, child_size, isinstance(child, _Dir)))
+    base = extent * SECTOR
+    for (identifier, entry_extent, entry_size, is_dir), system_use, offset in zip(
+        entries, system_uses, offsets, strict=True
     ):
         record = rec.directory_record(
-            identifier, extent, size, date, directory=is_dir, system_use=system_use.encode()
+            identifier, entry_extent, entry_size, date, directory=is_dir, system_use=system_use
         )
-        image[base + offset : base + offset + len(record)] = record
-
-
-def _write_joliet(image: bytearray, node: _Dir, date: bytes) -> None:
-    base = node.joliet_extent * SECTOR
-    parent = node.parent or node
-    entries: list[tuple[bytes, int, int, bool]] = [
-        (rec.DOT, node.joliet_extent, node.joliet_size, True),
-        (rec.DOTDOT, parent.joliet_extent, parent.joliet_size, True),
-    ]
-    for child in node.joliet_children:
-        extent, size = _child_extent(child, joliet=True)
-        entries.append((child.joliet_id, extent, size, isinstance(child, _Dir)))
-    for (identifier, extent, size, is_dir), offset in zip(
-        entries, node.joliet_offsets, strict=True
-    ):
-        record = rec.directory_record(identifier, extent, size, date, directory=is_dir)
         image[base + offset : base + offset + len(record)] = record
 
 
@@ -392,9 +386,9 @@ def _encode(
         for system_use in node.iso_records:
             if system_use.continued:
                 _put(image, system_use.ce_sector, system_use.continued, system_use.ce_offset)
-        _write_primary(image, node, date)
+        _write_directory(image, node, date, joliet=False)
     for node in joliet_order:
-        _write_joliet(image, node, date)
+        _write_directory(image, node, date, joliet=True)
     for entry in files:
         _put(image, entry.extent, entry.data)
     kinds = ((False, False), (True, False), (False, True), (True, True))
