@@ -217,11 +217,9 @@ DISTRO_DEFAULT_USERS: dict[str, tuple[str, list[str]]] = {
 
 def distro_default_user(root: Root) -> dict[str, Any] | None:
     """The default user cloud-init's own configuration gives this distribution, if known."""
-    fields: dict[str, str] = {}
-    for line in root.read_text("/etc/os-release", default="").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip("\"'")
+    from metaboot.guest.instancedata import os_release  # the one os-release parser
+
+    fields = os_release(root)
     for distro in [fields.get("ID", ""), *fields.get("ID_LIKE", "").split()]:
         if distro in DISTRO_DEFAULT_USERS:
             name, groups = DISTRO_DEFAULT_USERS[distro]
