@@ -19,7 +19,6 @@ config or a NoCloud seed must be parsed); nothing from the service imports here.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -108,6 +107,7 @@ def read(
     Reading a config drive by label may need root (mount), as it does for the agent.
     """
     from metaboot.guest import config
+    from metaboot.guest import log as logger
 
     base = Root(str(root))
     agent_cfg = config.load(base).cfg
@@ -115,7 +115,7 @@ def read(
     names = [name for name in listed if name != "None"] or list(DEFAULT_SOURCES)
     configured = agent_cfg.get("datasource", {})
     overrides = settings or {}
-    log = logging.getLogger("metaboot.client")
+    log = logger.get("metaboot.client")
 
     def make_context(name: str) -> detect.SourceContext:
         chosen = overrides.get(name)
@@ -125,7 +125,7 @@ def read(
         return detect.SourceContext(
             root=base,
             settings=dict(chosen),
-            log=logging.getLogger(f"metaboot.source.{name}"),
+            log=logger.get(f"metaboot.source.{name}"),
             pinned=len(names) == 1,
         )
 

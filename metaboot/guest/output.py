@@ -6,12 +6,10 @@ The summary lines are computed from the status record (pure), so what is printed
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Callable
 
-from metaboot.guest import layout
+from metaboot.guest import layout, log
 from metaboot.guest.status import summarize
 from metaboot.guest.system import Root
 
@@ -88,21 +86,10 @@ def make_console(root: Root, out: TextIO | None) -> Callable[[str], None]:
     return write
 
 
-def setup_logging(root: Root, debug: bool = False) -> logging.Handler | None:
+def setup_logging(root: Root, debug: bool = False) -> log.LogFile | None:
     """Log to /var/log/metaboot.log inside the Root (0600: it may name users and files)."""
-    logger = logging.getLogger("metaboot")
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
     try:
         root.makedirs("/var/log")
-        path = root.path(layout.LOG_FILE)
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.close(fd)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        return log.open_file(root.host_path(layout.LOG_FILE), debug=debug)
     except OSError:
         return None
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s")
-    )
-    logger.addHandler(handler)
-    return handler

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import config as agent_config
 from metaboot.guest import instancedata, layout, validation, volatile
+from metaboot.guest import log as logger
 from metaboot.guest.catalog import (
     STAGE_ORDER,
     Catalog,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from metaboot.guest.catalog import ModuleRegistry
     from metaboot.guest.userdata import Script
 
-log = logging.getLogger("metaboot.agent")
+log = logger.get("metaboot.agent")
 
 NETWORK_SEMAPHORE = "network_config"
 INJECTED_SEMAPHORE = "injected_files"
@@ -182,7 +182,7 @@ class Runner:
             return detect.SourceContext(
                 root=self.root,
                 settings=settings,
-                log=logging.getLogger(f"metaboot.source.{name}"),
+                log=logger.get(f"metaboot.source.{name}"),
                 pinned=pinned,
                 interface=lease.interface if lease is not None else None,
             )
@@ -387,7 +387,7 @@ class Runner:
             network_config=data.network_config if data is not None else None,
             cfg=cfg,
             instance_id=instance_id,
-            log=logging.getLogger("metaboot.network"),
+            log=logger.get("metaboot.network"),
         )
         detail = report.skipped or (
             f"{report.renderer}: {len(report.written)} written, {len(report.removed)} removed"
@@ -610,7 +610,7 @@ class Runner:
             cfg=cfg,
             instance=instance,
             root=self.root,
-            log=logging.getLogger(f"metaboot.modules.{module.name}"),
+            log=logger.get(f"metaboot.modules.{module.name}"),
             report=report,
             console=self.console(),
             state_dir=self.state.instance_dir(instance.instance_id),

@@ -4,7 +4,6 @@ service: clear errors in status and log, never a crash, and every unaffected mod
 from __future__ import annotations
 
 import gzip
-import logging
 from pathlib import Path
 
 import pytest
@@ -151,7 +150,6 @@ def boot(root: Root) -> tuple[int, str]:
         code, out, _ = run_agent(root, registry())
     finally:
         if handler is not None:
-            logging.getLogger("metaboot").removeHandler(handler)
             handler.close()
     return code, out
 

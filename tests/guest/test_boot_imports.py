@@ -48,6 +48,8 @@ NEVER_ON_THIS_BOOT = {
     "uuid": "only NetworkManager's renderer names connections by UUID",
     "platform": "pulled in by uuid",
     "argparse": "init's usual options are parsed without it",
+    "logging": "the agent writes its log itself (metaboot.guest.log)",
+    "traceback": "only to log an exception",
     "http.client": "the agent has its own small HTTP/1.1 client",
     "ssl": "no HTTPS on this boot",
     "email": "no MIME user-data on this boot",

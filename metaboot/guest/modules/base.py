@@ -5,7 +5,6 @@ is reported and the next one still runs.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
@@ -16,6 +15,8 @@ from metaboot.guest.system import Root
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     from typing import Any
+
+    from metaboot.guest.log import Logger
 
 
 class Frequency(StrEnum):
@@ -52,7 +53,7 @@ class ModuleContext:
     cfg: Mapping[str, Any]  # agent config < vendor-data cloud-config < user-data cloud-config
     instance: InstanceData
     root: Root
-    log: logging.Logger
+    log: Logger
     report: Report
     console: Callable[[str], None]  # for things shown once (RANDOM passwords), never logged
     state_dir: str  # guest path of this instance's state directory (e.g. per-module files)

@@ -10,7 +10,6 @@ reachable. Nothing here raises for bad input.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from metaboot.guest.network import manifest, nics, renderers
@@ -21,6 +20,8 @@ from metaboot.guest.system import Root
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     from typing import Any
+
+    from metaboot.guest.log import Logger
 
 __all__ = ["NetworkReport", "configure", "select_source"]
 
@@ -80,7 +81,7 @@ def configure(
     network_config: dict[str, Any] | None,
     cfg: Mapping[str, Any],
     instance_id: str,
-    log: logging.Logger,
+    log: Logger,
 ) -> NetworkReport:
     """Render and write the target's network configuration; see docs/network.md."""
     report = NetworkReport()

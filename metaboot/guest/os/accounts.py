@@ -14,12 +14,12 @@ functions change one thing each.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from metaboot.errors import ConfigError
+from metaboot.guest import log as logger
 from metaboot.guest.os.tools import ToolError, run_tool
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # The editor is used wherever it applies; tests switch it off to hold both ways to the same
 # assertions (tests/guest/os/test_os_accounts.py, tests/guest/modules/test_module_users.py).
 USE_EDITOR = True
-log = logging.getLogger("metaboot.accounts")
+log = logger.get("metaboot.accounts")
 
 # Conservative enough that nothing can be mistaken for an option or break a colon-separated file;
 # useradd applies the distribution's own, possibly stricter, rule after this.

@@ -9,7 +9,6 @@ Sources are imported only when tried.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +21,8 @@ from metaboot.guest.system import Root
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     from typing import Any
+
+    from metaboot.guest.log import Logger
 
 # name -> (module, needs the network)
 SOURCES: dict[str, tuple[str, bool]] = {
@@ -37,7 +38,7 @@ _ALIASES = {name.lower(): name for name in SOURCES} | {"configdrive2": "ConfigDr
 class SourceContext:
     root: Root
     settings: dict[str, Any]  # datasource.<Name> from the agent config
-    log: logging.Logger
+    log: Logger
     pinned: bool = False  # the only configured source: wait for it as long as allowed
     interface: str | None = None  # for ``%IFACE`` URLs: the NIC of an ephemeral lease
     warnings: list[str] = field(default_factory=list)
@@ -73,7 +74,7 @@ def _close_idle() -> None:
 def find(
     names: Iterable[str],
     make_context: Callable[[str], SourceContext],
-    log: logging.Logger,
+    log: Logger,
 ) -> tuple[InstanceData | None, list[Attempt], list[str]]:
     """Try ``names`` in order; returns (data or None, what each try did, warnings)."""
     attempts: list[Attempt] = []
