@@ -12,9 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    import subprocess
 
 _MAX_SYMLINKS = 40
 # lstat errors that mean "not a symlink here" (pathlib's is_symlink() answers False for them).
@@ -308,6 +311,8 @@ class Root:
     ) -> subprocess.CompletedProcess[bytes]:
         """Run a host command (tools that take ``--root``/``-R`` are given ``self.base``
         by their callers); output is captured so it can be reported, not printed."""
+        import subprocess  # not on a boot that runs no such tool (metaboot.guest.os.spawn)
+
         full_env = dict(os.environ)
         if env:
             full_env.update(env)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import string
-import subprocess
 import warnings
 
 from metaboot.guest.os.tools import ToolError
@@ -70,6 +69,8 @@ def _crypt_module(password: str, salt: str) -> str | None:
 
 
 def _openssl(password: str, salt: str) -> str:
+    import subprocess  # only where Python has no crypt module
+
     try:
         proc = subprocess.run(
             ["openssl", "passwd", "-6", "-salt", salt, "-stdin"],

@@ -13,13 +13,13 @@ import importlib
 import os
 import posixpath
 import stat
-import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from metaboot.errors import MetabootError, SourceError
+from metaboot.guest.os import spawn
 from metaboot.guest.system import Root
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
@@ -142,15 +142,8 @@ def blkid_labels() -> dict[str, str]:
     if _blkid_listing is not None and now - _blkid_listing[0] < _BLKID_REUSE:
         return _blkid_listing[1]
     try:
-        proc = subprocess.run(
-            ["blkid", "-o", "export", "-s", "LABEL"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        output = proc.stdout
-    except (OSError, subprocess.TimeoutExpired):
+        _, output = spawn.output(["blkid", "-o", "export", "-s", "LABEL"], timeout=10)
+    except (OSError, TimeoutError):
         output = ""
     labels: dict[str, str] = {}
     device = None
@@ -217,7 +210,8 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
 @contextmanager
 def _mounted(device: str) -> Iterator[Path]:
     """Mount read-only, without devices, setuid or exec, on a private directory."""
-    import tempfile  # only when a drive must be mounted
+    import subprocess  # only when a drive must be mounted
+    import tempfile
 
     base = "/run" if os.path.isdir("/run") else None
     mount_point = Path(tempfile.mkdtemp(prefix="metaboot-drive.", dir=base))
