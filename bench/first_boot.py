@@ -138,9 +138,37 @@ def floor_modules(listing: str) -> list[str]:
     return [n for n in listing.split() if not n.startswith(skip) and n not in builtin]
 
 
+MOUNTS: list[Path] = []  # the tmpfs /run of each fresh image, unmounted at the end
+
+
+def run_on_tmpfs(base: Path) -> bool:
+    """A booted guest has /run on a tmpfs (systemd mounts it before any unit starts); the
+    agent's status record and instance data go there. Give the image one too when this runs
+    as root; otherwise /run stays on disk, which costs the agent a little more."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    target = base / "run"
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(target)],
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode == 0:
+        MOUNTS.append(target)
+    return proc.returncode == 0
+
+
+def unmount_all() -> None:
+    while MOUNTS:
+        subprocess.run(["umount", "-l", str(MOUNTS.pop())], capture_output=True, check=False)
+
+
 def fresh_image(base: Path, url: str) -> None:
     """What a freshly built image holds that the agent touches (accounts, os-release, a NIC,
-    networkd, sshd), plus an agent config aiming the HTTP sources at the loopback service."""
+    networkd, sshd), plus an agent config aiming the HTTP sources at the loopback service;
+    /run on a tmpfs where this may mount one (see :func:`run_on_tmpfs`)."""
+    run_on_tmpfs(base)
     files = {
         "etc/passwd": "root:x:0:0:root:/root:/bin/bash\n",
         "etc/group": "root:x:0:\nadm:x:4:\nsudo:x:27:\nusers:x:100:\n",
@@ -398,6 +426,8 @@ def main() -> int:
         print("last run, as `metaboot analyze` shows it:")
         print("\n".join("  " + line for line in analyze.stdout.splitlines()))
         print()
+        run_fs = "a tmpfs, as in a booted guest" if MOUNTS else "disk (not root: no tmpfs)"
+        print(f"the fresh images' /run (status record, instance data): {run_fs}")
         print(
             f"condition: Debian's {PYTHON}; both sides compiled at install, as in a Debian "
             f"guest ({ours_compiled} metaboot and {theirs_compiled} cloud-init modules, "
@@ -464,6 +494,7 @@ def main() -> int:
             "ratios, not the absolute figures)"
         )
     finally:
+        unmount_all()
         service.terminate()
         try:
             service.wait(10)

@@ -8,7 +8,6 @@ address costs nothing when the other one works. Probing repeats with a doubling 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -117,6 +116,7 @@ def _race(
             outcome.consider(urls[0], answer, accept)
         return outcome
     import queue  # only when several URLs race
+    import threading
 
     results: queue.Queue[tuple[str, Response | None]] = queue.Queue()
 
