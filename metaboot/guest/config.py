@@ -14,7 +14,6 @@ import copy
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from metaboot import __version__
 from metaboot.errors import UserDataError
@@ -240,9 +239,9 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
     identity of every file read (inode, size, modification and change times), and a later
     stage's process whose files are all unchanged takes it from there: the config and final
     stages then need no YAML parser at all (PyYAML is a tenth of a stage's start-up)."""
-    sources: list[tuple[str, Path]] = [(f, root.path(f)) for f in config_files(root)]
+    sources = [(f, root.host_path(f)) for f in config_files(root)]
     if extra is not None:
-        sources.append((extra, Path(extra)))
+        sources.append((extra, extra))
     stamp = _stamp(sources) if remember else None
     if stamp is not None:
         cached = _recall(root, stamp)
@@ -251,7 +250,8 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
     result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
     for label, host_path in sources:
         try:
-            text = host_path.read_bytes()
+            with open(host_path, "rb") as handle:
+                text = handle.read()
         except OSError as err:
             result.problems.append(f"{label}: cannot read: {err.strerror or err}")
             continue
@@ -269,7 +269,7 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
     return result
 
 
-def _stamp(sources: list[tuple[str, Path]]) -> list[Any] | None:
+def _stamp(sources: list[tuple[str, str]]) -> list[Any] | None:
     """What identifies the files read, or None when one cannot be looked at (no caching)."""
     stamp: list[Any] = [__version__, DEFAULTS]  # and the defaults the files apply over
     for label, host_path in sources:

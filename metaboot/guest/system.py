@@ -5,19 +5,24 @@ same code configures a live system (``Root("/")``), a mounted image or a test's 
 Paths are resolved the way ``chroot`` would see them: an absolute symlink inside the tree points
 inside the tree, and ``..`` never climbs out of it. Writes are atomic (temporary file, fsync,
 rename) and always set mode and ownership explicitly.
+
+Paths are plain strings inside: ``pathlib`` (with ``urllib.parse`` and ``ipaddress``, which it
+imports) is loaded only by code that asks for a ``Path`` (:meth:`Root.path`, :attr:`Root.base`),
+not by a boot stage that never needs one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
 _MAX_SYMLINKS = 40
 # lstat errors that mean "not a symlink here" (pathlib's is_symlink() answers False for them).
@@ -55,16 +60,28 @@ class Root:
     """A filesystem tree seen as a system root."""
 
     def __init__(self, base: str | os.PathLike[str] = "/") -> None:
-        self.base = Path(os.path.abspath(os.fspath(base)))
-        self._prefix = "" if str(self.base) == "/" else str(self.base)
+        self._base = os.path.normpath(os.path.abspath(os.fspath(base)))
+        self._prefix = "" if self._base == "/" else self._base
 
     def __repr__(self) -> str:
-        return f"Root({str(self.base)!r})"
+        return f"Root({self._base!r})"
+
+    @property
+    def base(self) -> Path:
+        """The tree's top, as a host path."""
+        from pathlib import Path
+
+        return Path(self._base)
+
+    @property
+    def base_dir(self) -> str:
+        """:attr:`base` as a plain string."""
+        return self._base
 
     @property
     def is_live(self) -> bool:
         """True when this Root is the running system itself."""
-        return self.base == Path("/")
+        return self._base == "/"
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -75,6 +92,8 @@ class Root:
         want the file a symlink names, writes replace the link itself), so a link to ``/etc/x``
         in an image resolves to the image's ``/etc/x``, never the host's.
         """
+        from pathlib import Path
+
         return Path(self._resolve(os.fspath(guest_path), follow))
 
     def host_path(self, guest_path: str | os.PathLike[str], *, follow: bool = False) -> str:
@@ -198,11 +217,12 @@ class Root:
         mode: int = 0o755,
         owner: str | int | None = None,
         group: str | int | None = None,
-    ) -> Path:
-        """Create a directory and its missing parents; mode/owner apply to created ones."""
+    ) -> str:
+        """Create a directory and its missing parents; mode/owner apply to created ones.
+        Returns the host path."""
         target = self._resolve(guest_path, False)
         self.makedirs_host(target, mode, owner, group)
-        return Path(target)
+        return target
 
     def makedirs_host(
         self,
@@ -231,8 +251,9 @@ class Root:
         owner: str | int | None = None,
         group: str | int | None = None,
         append: bool = False,
-    ) -> Path:
-        """Write a file atomically; ``mode=None`` keeps an existing file's mode (else 0644)."""
+    ) -> str:
+        """Write a file atomically; ``mode=None`` keeps an existing file's mode (else 0644).
+        Returns the host path."""
         data = content.encode("utf-8") if isinstance(content, str) else content
         target = self._resolve(os.fspath(guest_path), False)
         self.makedirs_host(os.path.dirname(target))
@@ -260,20 +281,21 @@ class Root:
                 self._chown(tmp, owner, group)
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
-        return Path(target)
+        return target
 
     def remove(self, guest_path: str) -> bool:
         """Remove a file or symlink; True if something was removed."""
         try:
-            self.path(guest_path).unlink()
+            os.unlink(self._resolve(os.fspath(guest_path), False))
             return True
         except FileNotFoundError:
             return False
 
     def chown(self, guest_path: str, owner: str | int | None, group: str | int | None) -> None:
-        self._chown(self.path(guest_path), owner, group)
+        self._chown(self._resolve(os.fspath(guest_path), False), owner, group)
 
     def _chown(
         self, host_path: str | Path, owner: str | int | None, group: str | int | None

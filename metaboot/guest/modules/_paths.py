@@ -9,7 +9,7 @@ working.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import posixpath
 
 from metaboot.guest.modules.base import ModuleContext
 
@@ -19,9 +19,9 @@ CLOUD_INIT_BASE = "/var/lib/cloud"
 
 def state_base(ctx: ModuleContext) -> str:
     """The agent's state directory: the parent of ``instances/<id>`` when the state dir is one."""
-    path = PurePosixPath(ctx.state_dir)
-    if path.parent.name == "instances":
-        return str(path.parent.parent)
+    parent = posixpath.dirname(posixpath.normpath(ctx.state_dir))
+    if posixpath.basename(parent) == "instances":
+        return posixpath.dirname(parent)
     return STATE_BASE
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from metaboot.errors import ConfigError
@@ -22,7 +23,7 @@ def handle(ctx: ModuleContext) -> None:
     if not _ZONE_RE.match(zone):
         raise ConfigError(f"timezone: {zone!r} is not a zone name like 'Europe/Berlin'")
     zone_file = f"{ZONEINFO}/{zone}"
-    if not ctx.root.path(zone_file).is_file():
+    if not os.path.isfile(ctx.root.host_path(zone_file)):
         raise ConfigError(
             f"timezone: unknown zone {zone!r} ({zone_file} not found; is tzdata installed?)"
         )

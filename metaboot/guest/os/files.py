@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
-from pathlib import PurePosixPath
 
 from metaboot.errors import ConfigError
 from metaboot.guest.system import Root
@@ -15,15 +15,17 @@ def symlink(root: Root, guest_path: str, target: str) -> bool:
 
     Returns False when the link already pointed there.
     """
-    host = root.path(guest_path)
+    host = root.host_path(guest_path)
     try:
         if os.readlink(host) == target:
             return False
     except OSError:
         pass
-    root.makedirs(str(PurePosixPath(guest_path).parent))
-    tmp = host.with_name(f".{host.name}.metaboot-tmp")
-    tmp.unlink(missing_ok=True)
+    root.makedirs(os.path.dirname(os.path.normpath(guest_path)) or "/")
+    directory, name = os.path.split(host)
+    tmp = os.path.join(directory, f".{name}.metaboot-tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     os.symlink(target, tmp)
     os.replace(tmp, host)
     return True

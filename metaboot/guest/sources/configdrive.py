@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from metaboot.errors import SourceError
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
@@ -16,8 +18,8 @@ if TYPE_CHECKING:
 def read(ctx: SourceContext) -> InstanceData | None:
     root = ctx.root
     for directory in ctx.settings.get("dirs", []):
-        host = root.path(directory)
-        if (host / "openstack").is_dir():
+        host = root.host_path(directory)
+        if os.path.isdir(os.path.join(host, "openstack")):
             return read_from(DirectoryTree(host), f"seed-dir ({directory})", ctx.warnings)
     devices = list(ctx.settings.get("devices", []))
     devices += [

@@ -16,7 +16,6 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 
 from metaboot.errors import MetabootError, SourceError
 from metaboot.guest.os import spawn
@@ -38,12 +37,12 @@ MAX_FILE = 64 * 1024 * 1024  # ironic's config-drive limit; nothing on a drive i
 class DirectoryTree:
     """A directory on the host (a seed dir inside the Root, or a mount point)."""
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
+    def __init__(self, base: str | os.PathLike[str]) -> None:
+        self.base = os.fspath(base)
 
-    def _path(self, path: str) -> Path:
+    def _path(self, path: str) -> str:
         clean = posixpath.normpath("/" + path).lstrip("/")
-        return self.base / clean
+        return os.path.join(self.base, clean) if clean else self.base
 
     def read(self, path: str) -> bytes | None:
         target = self._path(path)
@@ -100,8 +99,8 @@ def resolve_guest_link(root: Root, guest_path: str, hops: int = 40) -> str:
     """Follow a symlink at a guest path the way the guest would, staying inside the Root."""
     current = posixpath.normpath(guest_path)
     for _ in range(hops):
-        host = root.path(current)
-        if not host.is_symlink():
+        host = root.host_path(current)
+        if not os.path.islink(host):
             return current
         target = os.readlink(host)
         current = posixpath.normpath(
@@ -116,7 +115,7 @@ def find_by_label(root: Root, labels: Iterable[str]) -> list[str]:
     labels = list(labels)
     for label in labels:
         link = f"/dev/disk/by-label/{label}"
-        if root.path(link).is_symlink() or root.exists(link):
+        if os.path.islink(root.host_path(link)) or root.exists(link):
             device = resolve_guest_link(root, link)
             if root.exists(device) and device not in found:
                 found.append(device)
@@ -173,7 +172,7 @@ def _diskfs() -> Any | None:
 @contextmanager
 def open_drive(root: Root, device: str) -> Iterator[FileTree]:
     """The files of the drive at guest path ``device`` (block device or image file)."""
-    host = root.path(device)
+    host = root.host_path(device)
     try:
         mode = os.stat(host).st_mode
     except OSError as err:
@@ -208,17 +207,17 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
 
 
 @contextmanager
-def _mounted(device: str) -> Iterator[Path]:
+def _mounted(device: str) -> Iterator[str]:
     """Mount read-only, without devices, setuid or exec, on a private directory."""
     import subprocess  # only when a drive must be mounted
     import tempfile
 
     base = "/run" if os.path.isdir("/run") else None
-    mount_point = Path(tempfile.mkdtemp(prefix="metaboot-drive.", dir=base))
+    mount_point = tempfile.mkdtemp(prefix="metaboot-drive.", dir=base)
     os.chmod(mount_point, 0o700)
     try:
         proc = subprocess.run(
-            ["mount", "-o", "ro,nosuid,nodev,noexec", device, str(mount_point)],
+            ["mount", "-o", "ro,nosuid,nodev,noexec", device, mount_point],
             capture_output=True,
             text=True,
             timeout=30,
@@ -229,9 +228,7 @@ def _mounted(device: str) -> Iterator[Path]:
         try:
             yield mount_point
         finally:
-            subprocess.run(
-                ["umount", str(mount_point)], capture_output=True, timeout=30, check=False
-            )
+            subprocess.run(["umount", mount_point], capture_output=True, timeout=30, check=False)
     finally:
         with suppress(OSError):
-            mount_point.rmdir()
+            os.rmdir(mount_point)

@@ -3,6 +3,8 @@ directory, a drive labelled ``cidata``, or inline in the agent config."""
 
 from __future__ import annotations
 
+import os
+
 from metaboot.errors import SourceError, UserDataError
 from metaboot.guest.schema import load_yaml
 from metaboot.guest.sources.base import InstanceData
@@ -36,8 +38,8 @@ def read(ctx: SourceContext) -> InstanceData | None:
             ctx,
         )
     for directory in settings.get("dirs", []):
-        host = ctx.root.path(directory)
-        if (host / "meta-data").is_file():
+        host = ctx.root.host_path(directory)
+        if os.path.isfile(os.path.join(host, "meta-data")):
             return read_from(DirectoryTree(host), f"seed-dir ({directory})", ctx)
     errors: list[str] = []
     for device in find_by_label(ctx.root, settings.get("labels", ["cidata", "CIDATA"])):

@@ -9,6 +9,7 @@ name). Names follow cloud-init's (``eni``, ``sysconfig``, ``netplan``, ``network
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -119,7 +120,7 @@ def wants_resolv_conf(root: Root, renderer: str, setting: object) -> bool:
         return True
     if setting is False or setting == "never":
         return False
-    if root.path("/etc/resolv.conf").is_symlink():
+    if os.path.islink(root.host_path("/etc/resolv.conf")):
         return False  # resolvconf, systemd-resolved or NetworkManager own it
     if renderer == "eni":
         return not _any(root, "/sbin/resolvconf", "/usr/sbin/resolvconf")
