@@ -75,15 +75,18 @@ def clean(
 
 
 def _reset_machine_id(root: Root, report: CleanReport) -> None:
-    """systemd regenerates an ``uninitialized`` machine-id on first boot; without systemd the
-    file is removed so whatever init there is makes a new one."""
+    """An empty machine-id, as ``image seal`` leaves it: systemd makes a new id at the next
+    boot (machine-id(5)). Not ``uninitialized``: that also makes the boot systemd's "first
+    boot", which applies the unit presets (``systemctl preset-all``) and can re-enable services
+    the image disabled. Without systemd the file is removed so whatever init there is makes a
+    new one."""
     systemd = any(
         root.exists(p)
         for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd", "/run/systemd/system")
     )
     if systemd:
-        root.write_file("/etc/machine-id", "uninitialized\n", mode=0o444)
-        report.notes.append("/etc/machine-id set to 'uninitialized' (regenerated at next boot)")
+        root.write_file("/etc/machine-id", "", mode=0o444)
+        report.notes.append("/etc/machine-id emptied (systemd makes a new one at the next boot)")
     elif root.remove("/etc/machine-id"):
         report.removed.append("/etc/machine-id")
     if root.remove("/var/lib/dbus/machine-id"):

@@ -327,8 +327,9 @@ def seal(base: Root | str | os.PathLike[str], *, keep_ssh_host_keys: bool = Fals
         _remove(root, f"/var/log/journal/{journal}", removed)
     for record in LOGIN_RECORDS:
         _truncate(root, record, removed)
-    # An empty machine-id (not a missing one) is what systemd treats as "first boot": it makes
-    # a new id, and units with ConditionFirstBoot run.
+    # An empty machine-id (not a missing one, not "uninitialized"): systemd makes a new id at
+    # the next boot without making it a "first boot" (machine-id(5)), which would apply the unit
+    # presets and could re-enable services the image builder disabled. See clean.py.
     machine_id = root.path("/etc/machine-id")
     if machine_id.is_symlink() or (machine_id.exists() and machine_id.stat().st_size > 0):
         root.write_file("/etc/machine-id", "", mode=0o444)

@@ -149,7 +149,7 @@ def test_clean_returns_the_image_to_never_booted(tmp_path: Path) -> None:
     assert not root.exists("/run/metaboot")
     assert root.exists("/var/lib/metaboot/seed/nocloud/meta-data")
     assert not root.exists("/var/log/metaboot.log")
-    assert root.read_text("/etc/machine-id") == "uninitialized\n"
+    assert root.read_text("/etc/machine-id") == ""  # as image seal leaves it
     assert "/var/lib/metaboot/instances" in report.removed
     run_agent(root, standard_registry())
     assert len(runs(root, "hostname_mod")) == 2
