@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from metaboot.guest.image import GUEST_PARTS
 
@@ -220,15 +221,52 @@ def _lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_HELD: list[IO[str]] = []  # the in-use locks of the images this process boots
+
+
+def _hold(image_dir: Path) -> bool:
+    """Mark a published image as in use by this process until it exits (a shared lock on its
+    ``.in-use`` file), so that another checkout's test run, building a newer image of the same
+    name, does not delete it between two of our boots. False if it is gone or incomplete."""
+    try:
+        handle = (image_dir / ".in-use").open("a")
+    except FileNotFoundError:
+        return False
+    fcntl.flock(handle, fcntl.LOCK_SH)  # waits while someone is deleting it
+    if not (image_dir / "manifest.json").exists():
+        handle.close()
+        return False
+    _HELD.append(handle)
+    return True
+
+
+def _remove_unless_in_use(old: Path) -> None:
+    if not old.is_dir():
+        old.unlink(missing_ok=True)
+        return
+    try:
+        handle = (old / ".in-use").open("a")
+    except FileNotFoundError:  # an image from before the in-use locks, or half gone
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("keeping %s: a test run is using it", old.name)
+            return
+        shutil.rmtree(old, ignore_errors=True)  # under the lock: nobody takes it meanwhile
+
+
 def _publish(tmp: Path, final: Path, stem: str) -> None:
     """Atomically move a finished build into place and drop older builds of the same thing
-    (``<stem>-<key>`` with another key; other images are left alone). A VM still booting an
-    older build keeps it: its open files outlive the unlink."""
+    (``<stem>-<key>`` with another key; other images are left alone). An older image that a
+    test run still holds (:func:`_hold`) is kept; a later build removes it once it is free."""
     os.rename(tmp, final)
     pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}(\.tar)?")
     for old in CACHE.iterdir():
         if old != final and pattern.fullmatch(old.name):
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+            _remove_unless_in_use(old)
     current = final.name.removesuffix(".tar") + ".log"
     log_pattern = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.log")
     for old_log in (CACHE / "logs").glob("*.log"):
@@ -365,10 +403,10 @@ def _build_image(
     name: str, key: str, layer: Callable[[Path, Path], None], manifest: dict[str, object]
 ) -> Image:
     final = CACHE / f"image-{name}-{key}"
-    if (final / "manifest.json").exists():
+    if _hold(final):
         return Image(name, final)
     with _lock():
-        if (final / "manifest.json").exists():
+        if _hold(final):
             return Image(name, final)
         tarball = base_tarball()
         work = CACHE / f".image-{name}-{key}.{os.getpid()}"
@@ -415,6 +453,8 @@ def _build_image(
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
+        if not _hold(final):
+            raise RuntimeError(f"{final} vanished right after it was built")
     return Image(name, final)
 
 

@@ -197,3 +197,32 @@ def test_publishing_an_image_drops_only_its_own_older_builds(
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == sorted(
         [f"{other}.log", "image-metaboot-" + "d" * 16 + ".log"]
     )
+
+
+def test_an_image_a_test_run_holds_survives_a_newer_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two checkouts share the cache: one boots image A while the other builds A's successor.
+    A stays until its user is done; the next build of the name then removes it."""
+    monkeypatch.setattr(e2e_image, "CACHE", tmp_path)
+    monkeypatch.setattr(e2e_image, "_HELD", [])
+    (tmp_path / "logs").mkdir()
+
+    def build(key: str) -> Path:
+        work = tmp_path / f".image-metaboot-{key}.1"
+        work.mkdir()
+        (work / "manifest.json").write_text("{}")
+        final = tmp_path / f"image-metaboot-{key}"
+        e2e_image._publish(work, final, "image-metaboot")
+        return final
+
+    first = build("a" * 16)
+    assert e2e_image._hold(first)  # a test run boots from it
+    second = build("b" * 16)
+    assert first.is_dir() and second.is_dir()  # kept: in use
+    for handle in e2e_image._HELD:  # that run ends
+        handle.close()
+    third = build("c" * 16)
+    assert sorted(p.name for p in tmp_path.glob("image-*")) == [third.name]
+    assert not first.exists()
+    assert not e2e_image._hold(tmp_path / ("image-metaboot-" + "e" * 16))  # never built
