@@ -90,7 +90,7 @@ def run_boothooks(
             continue
         argv = [path] if hook.payload.startswith(b"#!") else ["/bin/sh", path]
         if not root.is_live:
-            argv = ["chroot", str(root.base), *argv]
+            argv = ["chroot", root.base_dir, *argv]
         start = time.perf_counter()
         try:
             proc = root.run(

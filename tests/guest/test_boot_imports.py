@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from metaboot.guest.status import summarize
@@ -49,6 +51,8 @@ NEVER_ON_THIS_BOOT = {
     "platform": "pulled in by uuid",
     "argparse": "init's usual options are parsed without it",
     "logging": "the agent writes its log itself (metaboot.guest.log)",
+    "pathlib": "Root maps paths as strings; only code that asks for a Path loads it",
+    "subprocess": "blkid and the background ssh-keygen start through os.posix_spawnp",
     "traceback": "only to log an exception",
     "http.client": "the agent has its own small HTTP/1.1 client",
     "ssl": "no HTTPS on this boot",
@@ -95,15 +99,26 @@ def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
     with metadata_server(state) as (url, _):
         root = make_root(tmp_path / "root")
         root.write_file("/etc/group", "root:x:0:\nsudo:x:27:\n")
+        root.write_file("/etc/gshadow", "root:*::\nsudo:*::\n", mode=0o640)
+        # The account policy and skeleton a Debian image has, so users are added the way a
+        # real boot adds them (the agent's own editor, not useradd).
+        for policy in ("/etc/login.defs", "/etc/default/useradd"):
+            if os.path.isfile(policy):
+                root.write_file(policy, Path(policy).read_bytes())
+        if os.path.isdir("/etc/skel"):
+            shutil.copytree("/etc/skel", root.base / "etc/skel", symlinks=True)
         root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
         agent_config(root, {**http_only(url), "users": ["default"]}, "20-test.yaml")
         listing = tmp_path / "modules.json"
+        # -S as the launcher runs it: no site module, whose .pth hooks (an editable install's
+        # finder) import modules of their own; the source tree and PyYAML's directory instead.
+        purelib = sysconfig.get_paths()["purelib"]
         env = {
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), purelib]),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
         subprocess.run(
-            [sys.executable, "-c", CHILD, str(root.base), str(listing), "all"],
+            [sys.executable, "-S", "-c", CHILD, str(root.base), str(listing), "all"],
             env=env,
             check=True,
             capture_output=True,

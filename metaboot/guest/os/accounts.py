@@ -100,7 +100,7 @@ class NewUser:
 
 def useradd_argv(root: Root, user: NewUser) -> list[str]:
     """The ``useradd`` command line for ``user`` (pure, so tests can read it)."""
-    argv = ["useradd", "--root", str(root.base)]
+    argv = ["useradd", "--root", root.base_dir]
     options = (
         ("--comment", user.gecos),
         ("--home-dir", user.homedir),
@@ -229,7 +229,7 @@ class Accounts:
         check_name(name, "group")
         if self._edit(lambda f: f.add_group(name, system=system)):
             return
-        argv = ["groupadd", "--root", str(self.root.base)]
+        argv = ["groupadd", "--root", self.root.base_dir]
         if system:
             argv.append("--system")
         run_tool(self.root, [*argv, name], purpose=f"create group {name}")
@@ -244,7 +244,7 @@ class Accounts:
         wanted = [check_name(g, "group") for g in groups]
         if not wanted or self._edit(lambda f: f.add_to_groups(name, wanted)):
             return
-        argv = ["usermod", "--root", str(self.root.base), "--append", "--groups", ",".join(wanted)]
+        argv = ["usermod", "--root", self.root.base_dir, "--append", "--groups", ",".join(wanted)]
         run_tool(self.root, [*argv, "--", name], purpose=f"add {name} to {', '.join(wanted)}")
 
     def set_password_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -258,7 +258,7 @@ class Accounts:
         names = ", ".join(name for name, _ in pairs)
         run_tool(
             self.root,
-            ["chpasswd", "--root", str(self.root.base), "--encrypted"],
+            ["chpasswd", "--root", self.root.base_dir, "--encrypted"],
             input="".join(lines).encode("utf-8"),
             purpose=f"set the password of {names}",
         )
@@ -269,7 +269,7 @@ class Accounts:
             return
         run_tool(
             self.root,
-            ["usermod", "--root", str(self.root.base), "--lock", "--", name],
+            ["usermod", "--root", self.root.base_dir, "--lock", "--", name],
             purpose=f"lock {name}",
         )
 
@@ -279,7 +279,7 @@ class Accounts:
             return
         run_tool(
             self.root,
-            ["chage", "--root", str(self.root.base), "--lastday", "0", "--", name],
+            ["chage", "--root", self.root.base_dir, "--lastday", "0", "--", name],
             purpose=f"expire the password of {name}",
         )
 

@@ -87,7 +87,7 @@ class CommandRunner:
             raise CommandSkipped(reason)
         if self.root.is_live:
             return list(argv)
-        return ["chroot", str(self.root.base), *argv]
+        return ["chroot", self.root.base_dir, *argv]
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if self.root.is_live:
@@ -110,7 +110,7 @@ class CommandRunner:
         """Run guest ``argv`` to completion; return its exit status (output to the output log)."""
         full = self.full_argv(argv)
         environment = self.environment(env)
-        cwd = "/" if self.root.is_live else str(self.root.base)
+        cwd = "/" if self.root.is_live else self.root.base_dir
         if self.output_log is None:
             proc = subprocess.run(
                 full,

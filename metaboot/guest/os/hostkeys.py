@@ -21,12 +21,11 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 
 from metaboot.guest import layout
+from metaboot.guest.os import spawn
 from metaboot.guest.os.hostnames import current_hostname
 from metaboot.guest.os.tools import ToolError
 from metaboot.guest.system import Root
@@ -40,6 +39,7 @@ STAGING = "/etc/ssh/.metaboot-hostkeys"
 DEFAULT_KEY_TYPES = ("rsa", "ecdsa", "ed25519")  # cloud-init's ssh_genkeytypes default
 KNOWN_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
 POLL = 0.1  # only where a pidfd cannot be had
+_SIGTERM = 15  # without importing signal for one number
 
 # $1 type, $2 comment, $3 key path. The status file is written after ssh-keygen returns, so
 # its presence means the key files are complete; an empty one is still being written.
@@ -120,18 +120,12 @@ def start(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
             continue  # done or running already (the early starter, or an earlier boot)
         for suffix in ("", ".pub", ".err", ".status"):
             root.remove(f"{path}{suffix}")
-        host_path = str(root.path(path))
+        host_path = root.host_path(path)
         try:
-            proc = subprocess.Popen(
-                ["sh", "-c", _JOB, "sh", key_type, comment, host_path],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            pid = spawn.detached(["sh", "-c", _JOB, "sh", key_type, comment, host_path])
         except OSError:
             break
-        root.write_file(f"{path}.pgid", f"{proc.pid}\n", mode=0o600)
+        root.write_file(f"{path}.pgid", f"{pid}\n", mode=0o600)
         started.append(key_type)
     return started
 
@@ -232,8 +226,8 @@ def take(
         raise ToolError(f"ssh-keygen for the {key_type} host key failed: {detail}")
     public = root.read_text(f"{path}.pub").split()
     root.write_file(f"{path}.pub", " ".join([*public[:2], comment]) + "\n", mode=0o644)
-    os.replace(root.path(f"{path}.pub"), root.path(f"{target}.pub"))
-    os.replace(root.path(path), root.path(target))
+    os.replace(root.host_path(f"{path}.pub"), root.host_path(f"{target}.pub"))
+    os.replace(root.host_path(path), root.host_path(target))
     for suffix in (".err", ".status", ".pgid"):
         root.remove(f"{path}{suffix}")
 
@@ -241,10 +235,10 @@ def take(
 def discard(root: Root, key_types: Sequence[str] | None = None) -> None:
     """Stop and remove staged jobs (all of them by default): keys nobody will use."""
     for key_type in staged_types(root) if key_types is None else key_types:
-        _signal_group(_group(root, key_type), lambda g: os.killpg(g, signal.SIGTERM))
+        _signal_group(_group(root, key_type), lambda g: os.killpg(g, _SIGTERM))
         path = staged_key(key_type)
         for suffix in ("", ".pub", ".err", ".status", ".pgid"):
             root.remove(f"{path}{suffix}")
     if key_types is None or not staged_types(root):
         with contextlib.suppress(OSError):
-            os.rmdir(root.path(STAGING))
+            os.rmdir(root.host_path(STAGING))

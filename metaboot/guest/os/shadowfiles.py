@@ -542,7 +542,7 @@ class AccountFiles:
     def _check_logs(self, uid: int) -> None:
         for log in ("/var/log/lastlog", "/var/log/faillog"):
             try:
-                size = os.stat(self.root.path(log, follow=True)).st_size
+                size = os.stat(self.root.host_path(log, follow=True)).st_size
             except FileNotFoundError:
                 continue
             if size > uid * _LOG_RECORD_MIN:
@@ -670,7 +670,7 @@ class AccountFiles:
             )
         parents = []
         probe = os.path.dirname(target)
-        top = os.fspath(self.root.base)
+        top = self.root.base_dir
         while probe != top and probe != "/" and not os.path.exists(probe):
             parents.append(probe)
             probe = os.path.dirname(probe)

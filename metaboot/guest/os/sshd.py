@@ -9,10 +9,10 @@ when the root's sshd_config includes that directory, else into sshd_config itsel
 from __future__ import annotations
 
 import fnmatch
+import os
+import posixpath
 import re
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import PurePosixPath
 
 from metaboot.errors import ConfigError
 from metaboot.guest.os import hostkeys
@@ -20,6 +20,10 @@ from metaboot.guest.os.accounts import group_exists
 from metaboot.guest.os.tools import ToolError, run_tool
 from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
+
+TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
+if TYPE_CHECKING:
+    import subprocess
 
 SSH_DIR = "/etc/ssh"
 SSHD_CONFIG = f"{SSH_DIR}/sshd_config"
@@ -50,10 +54,8 @@ def _include_targets(root: Root, value: str) -> list[str]:
     targets: list[str] = []
     for pattern in value.split():
         guest = pattern if pattern.startswith("/") else f"{SSH_DIR}/{pattern}"
-        parent = str(PurePosixPath(guest).parent)
-        names = [
-            n for n in root.listdir(parent) if fnmatch.fnmatchcase(n, PurePosixPath(guest).name)
-        ]
+        parent, name = posixpath.split(posixpath.normpath(guest))
+        names = [n for n in root.listdir(parent) if fnmatch.fnmatchcase(n, name)]
         targets += [f"{parent}/{n}" for n in names]
     return targets
 
@@ -171,7 +173,7 @@ def set_options(root: Root, options: Mapping[str, Value], dropin: str = DROPIN) 
     if updated == current:
         return ConfigChange(target, False)
     if target == dropin:
-        root.makedirs(str(PurePosixPath(dropin).parent))
+        root.makedirs(posixpath.dirname(posixpath.normpath(dropin)))
         root.write_file(target, updated, mode=0o644, owner=0, group=0)
     else:
         root.write_file(target, updated, mode=None)
@@ -239,7 +241,7 @@ def install_keys(
                 continue
             good.append(f"{options} {line}" if options else line)
     home = root.home_of(user)
-    parent = str(PurePosixPath(path).parent)
+    parent = posixpath.dirname(posixpath.normpath(path))
     if path.startswith(home.rstrip("/") + "/"):
         # ~/.ssh belongs to the user and is private, or sshd's StrictModes refuses the keys.
         if not root.exists(home):
@@ -302,7 +304,7 @@ def start_host_keys(
     wanted: list[str] = []
     for key_type in dict.fromkeys(key_types):
         path = host_key_path(key_type)
-        if root.path(path).is_symlink():
+        if os.path.islink(root.host_path(path)):
             # ssh-keygen would write through it, possibly out of the root.
             root.remove(path)
         elif root.exists(path):
@@ -343,8 +345,10 @@ def start_host_keys(
 
 
 def _keygen(root: Root, key_type: str, comment: str) -> subprocess.Popen[bytes]:
+    import subprocess  # only when a key is made here, not adopted from the local stage's job
+
     path = host_key_path(key_type)
-    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(root.path(path))]
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", root.host_path(path)]
     try:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -356,9 +360,9 @@ def _keygen(root: Root, key_type: str, comment: str) -> subprocess.Popen[bytes]:
 def _set_modes(root: Root, key_type: str, mode: int, group: int | str) -> None:
     path = host_key_path(key_type)
     root.chown(path, 0, group)
-    root.path(path).chmod(mode)
+    os.chmod(root.host_path(path), mode)
     root.chown(f"{path}.pub", 0, 0)
-    root.path(f"{path}.pub").chmod(0o644)
+    os.chmod(root.host_path(f"{path}.pub"), 0o644)
 
 
 def write_host_keys(root: Root, ssh_keys: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -383,7 +387,7 @@ def write_host_keys(root: Root, ssh_keys: Mapping[str, str]) -> tuple[list[str],
             if not public:
                 public = run_tool(
                     root,
-                    ["ssh-keygen", "-y", "-f", str(root.path(path))],
+                    ["ssh-keygen", "-y", "-f", root.host_path(path)],
                     purpose=f"derive the {key_type} host public key",
                 )
         if public:
