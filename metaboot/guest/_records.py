@@ -11,8 +11,6 @@ anything else is refused loudly rather than half-supported.
 
 from __future__ import annotations
 
-import copy
-
 TYPE_CHECKING = False  # mypy takes it as true; at run time typing is not imported
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -229,4 +227,6 @@ def _copy(value: Any) -> Any:
         return type(value)(_copy(v) for v in value)
     if isinstance(value, dict):
         return type(value)((_copy(k), _copy(v)) for k, v in value.items())
+    import copy  # only for a type none of the above covers (copy loads weakref too)
+
     return copy.deepcopy(value)

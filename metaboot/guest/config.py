@@ -10,7 +10,6 @@ be logged into is worse than one with a default setting.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 from collections.abc import Mapping
@@ -175,6 +174,17 @@ class AgentConfig:
         return sources[0] if len(sources) == 1 else None
 
 
+def _fresh(value: Any) -> Any:
+    """A copy of plain data (what YAML and JSON give) that shares no dict or list with it:
+    ``copy.deepcopy`` for the one kind of value the agent's config holds, without importing
+    ``copy`` (and ``weakref``) on every boot."""
+    if isinstance(value, dict):
+        return {key: _fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fresh(item) for item in value]
+    return value
+
+
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Mappings merge recursively; any other value in ``override`` replaces ``base``'s."""
     out = dict(base)
@@ -247,7 +257,7 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
         cached = _recall(root, stamp)
         if cached is not None:
             return cached
-    result = AgentConfig(cfg=copy.deepcopy(DEFAULTS))
+    result = AgentConfig(cfg=_fresh(DEFAULTS))
     for label, host_path in sources:
         try:
             with open(host_path, "rb") as handle:
@@ -324,7 +334,7 @@ def parse(text: bytes, label: str, problems: list[str]) -> dict[str, Any]:
     found = locate(found, line_map(text))
     for problem in found:
         problems.append(f"{label}: {problem}; the default is used instead")
-    pruned = copy.deepcopy(data)
+    pruned: dict[str, Any] = _fresh(data)
     for problem in found:
         _prune(pruned, problem.path)
     return pruned

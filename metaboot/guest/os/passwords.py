@@ -10,16 +10,16 @@ runs inside someone else's root.
 from __future__ import annotations
 
 import re
-import string
 import warnings
 
 from metaboot.guest.os.tools import ToolError
 
 # What cloud-init accepts as an already-hashed password in ``chpasswd.list``.
 _HASH_RE = re.compile(r"\$(1|2a|2y|5|6)(\$.+){2}")
-_SALT_ALPHABET = string.ascii_letters + string.digits + "./"
+_LETTERS_DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_SALT_ALPHABET = _LETTERS_DIGITS + "./"
 # Letters and digits without the ones people misread on a console (l/1/I, O/0).
-_RANDOM_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "loLOI01")
+_RANDOM_ALPHABET = "".join(c for c in _LETTERS_DIGITS if c not in "loLOI01")
 
 
 def looks_hashed(value: str) -> bool:

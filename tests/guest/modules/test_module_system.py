@@ -10,7 +10,7 @@ import yaml
 
 from metaboot import __version__
 from metaboot.errors import ConfigError
-from metaboot.guest.modules import power_state_change
+from metaboot.guest.modules import final_message, power_state_change
 from metaboot.guest.modules.set_locale import enable_in_locale_gen, set_variable
 from metaboot.guest.os import power
 from metaboot.guest.system import Root
@@ -87,6 +87,24 @@ def test_final_message(guest_root: Root, harness: MakeHarness) -> None:
     h.run("final_message")
     assert h.console[0].startswith(f"metaboot {__version__} finished at ")
     assert "Datasource ConfigDrive." in h.console[0]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "$version $$version $$$version ${version}s $versions ${ver sion} $ at end $",
+        "{{ uptime }} {{uptime}} {{ nope }} ${nope} $nope $_x $9 $Version ${VERSION}",
+        "$$ $ {} ${} ${version $version}",
+    ],
+)
+def test_final_message_placeholders_as_string_template(template: str) -> None:
+    import re
+    import string
+
+    values = {"version": "1.0", "uptime": "12.5", "_x": "under", "Version": "cap"}
+    jinja_like = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: "${" + m.group(1) + "}", template)
+    expected = string.Template(jinja_like).safe_substitute(values)
+    assert final_message.render(template, values) == expected
 
 
 def test_power_state_on_a_tree_only_says_what_it_would_do(
