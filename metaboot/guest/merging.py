@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 Mergers = dict[str, set[str]]  # merger name ("dict", "list", "str") -> its options
 
 DEFAULT: Mergers = {"dict": {"replace"}, "list": set(), "str": set()}
-_SPEC = re.compile(r"^([a-z_]+)\((.*)\)$")
+# Compiled on first use, through re's own cache: most user-data has no merge_how.
+_SPEC = r"^([a-z_]+)\((.*)\)$"
 
 
 def parse_spec(spec: Any) -> Mergers:
@@ -30,7 +31,7 @@ def parse_spec(spec: Any) -> Mergers:
             item = item.strip().lower().replace("-", "_")
             if not item:
                 continue
-            match = _SPEC.match(item)
+            match = re.match(_SPEC, item)
             if not match:
                 raise UserDataError(f"merge_how: {item!r} is not of the form name(options)")
             name, options = match.groups()

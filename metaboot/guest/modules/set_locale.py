@@ -16,7 +16,8 @@ from metaboot.guest.modules._schemas import ROOT_COMMANDS, top
 from metaboot.guest.modules._shell import runner_for
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 
-_LOCALE_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)?(@[A-Za-z0-9_]+)?$")
+# Compiled on first use, through re's own cache: most boots set no locale.
+_LOCALE = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)?(@[A-Za-z0-9_]+)?$"
 _BUILTIN = {"C", "POSIX", "C.UTF-8", "C.utf8"}
 
 
@@ -51,7 +52,7 @@ def handle(ctx: ModuleContext) -> None:
     locale = get_str(ctx.cfg, "locale")
     if not locale:
         return
-    if not _LOCALE_RE.match(locale):
+    if not re.match(_LOCALE, locale):
         raise ConfigError(f"locale: {locale!r} is not a locale name like 'en_US.UTF-8'")
     configfile = get_str(ctx.cfg, "locale_configfile")
     if configfile is None:

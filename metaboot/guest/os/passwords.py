@@ -15,7 +15,8 @@ import warnings
 from metaboot.guest.os.tools import ToolError
 
 # What cloud-init accepts as an already-hashed password in ``chpasswd.list``.
-_HASH_RE = re.compile(r"\$(1|2a|2y|5|6)(\$.+){2}")
+# Compiled on first use, through re's own cache: most boots set no password.
+_HASH = r"\$(1|2a|2y|5|6)(\$.+){2}"
 _LETTERS_DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _SALT_ALPHABET = _LETTERS_DIGITS + "./"
 # Letters and digits without the ones people misread on a console (l/1/I, O/0).
@@ -24,7 +25,7 @@ _RANDOM_ALPHABET = "".join(c for c in _LETTERS_DIGITS if c not in "loLOI01")
 
 def looks_hashed(value: str) -> bool:
     """True when ``value`` is a crypt hash (cloud-init's rule for ``chpasswd.list`` entries)."""
-    return _HASH_RE.match(value) is not None and ":" not in value
+    return re.match(_HASH, value) is not None and ":" not in value
 
 
 def random_password(length: int = 20) -> str:
