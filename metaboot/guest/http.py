@@ -17,10 +17,10 @@ lease before its address goes away).
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import unquote, urlsplit
 
 from metaboot.errors import SourceError
 from metaboot.guest.records import dataclass, field
@@ -47,28 +47,55 @@ class Response:
         return 200 <= self.status < 300
 
 
+# What urllib.parse.urlsplit drops before it splits: leading C0 controls and spaces, and tabs
+# and line breaks anywhere (WHATWG's URL rules, which CPython follows).
+_LEADING_JUNK = "".join(map(chr, range(33)))
+
+
 def split_url(url: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, path+query); an IPv6 zone may be written ``%eth0`` or ``%25eth0``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    """(scheme, host, port, path+query); an IPv6 zone may be written ``%eth0`` or ``%25eth0``.
+
+    The split ``urllib.parse.urlsplit`` makes of an ``http(s)://`` URL, without importing
+    ``urllib.parse``, which with the ``ipaddress`` it loads and the named tuples it builds is
+    a larger import than this whole client (tests/guest/test_http.py holds the two to the
+    same answers)."""
+    text = url.lstrip(_LEADING_JUNK).replace("\t", "").replace("\r", "").replace("\n", "")
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
         raise TransportError(f"{url}: only http:// and https:// URLs are supported")
-    netloc = parts.netloc.rsplit("@", 1)[-1]
+    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
+    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    tail = tail.partition("#")[0]
+    path, _, query = tail.partition("?")
+    netloc = netloc.rsplit("@", 1)[-1]
     if netloc.startswith("["):
         host, _, rest = netloc[1:].partition("]")
-        host = unquote(host)
+        host = _unquote(host)
         port_text = rest[1:] if rest.startswith(":") else ""
     else:
         host, _, port_text = netloc.partition(":")
     if not host:
         raise TransportError(f"{url}: no host")
     try:
-        port = int(port_text) if port_text else (443 if parts.scheme == "https" else 80)
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
     except ValueError:
         raise TransportError(f"{url}: bad port {port_text!r}") from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return parts.scheme, host, port, path
+    path = path or "/"
+    if query:
+        path += "?" + query
+    return scheme, host, port, path
+
+
+def _unquote(text: str) -> str:
+    """``urllib.parse.unquote``: runs of ``%XX`` decoded as UTF-8, bad bytes replaced."""
+    if "%" not in text:
+        return text
+    return re.sub(
+        "(?:%[0-9A-Fa-f]{2})+",
+        lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode("utf-8", "replace"),
+        text,
+    )
 
 
 def request(

@@ -57,6 +57,7 @@ NEVER_ON_THIS_BOOT = {
     "subprocess": "blkid and the background ssh-keygen start through os.posix_spawnp",
     "traceback": "only to log an exception",
     "http.client": "the agent has its own small HTTP/1.1 client",
+    "urllib.parse": "the HTTP client splits its http:// URLs itself (tested against urlsplit)",
     "ssl": "no HTTPS on this boot",
     "email": "no MIME user-data on this boot",
     "urllib.request": "no #include on this boot",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -72,6 +73,48 @@ def test_split_url_handles_ipv6_zones() -> None:
     assert split_url("http://127.0.0.1:81/a?b=1") == ("http", "127.0.0.1", 81, "/a?b=1")
     with pytest.raises(TransportError, match="only http"):
         split_url("file:///etc/passwd")
+
+
+def reference_split(url: str) -> tuple[str, str, int, str]:
+    """What split_url gave when it was built on urllib.parse (the stdlib as the oracle)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        host = urllib.parse.unquote(host)
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = netloc.partition(":")
+    port = int(port_text) if port_text else (443 if parts.scheme == "https" else 80)
+    return (
+        parts.scheme,
+        host,
+        port,
+        (parts.path or "/") + ("?" + parts.query if parts.query else ""),
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254",
+        "http://169.254.169.254/openstack/latest/meta_data.json",
+        "HTTP://Example.COM:8080/a/b?c=d&e=f#frag",
+        "https://host/?q",
+        "http://host?only=query",
+        "http://host#only-fragment",
+        "http://user:pw@host:81/p",
+        "http://[fe80::a9fe:a9fe%25eth0]/openstack",
+        "http://[fe80::a9fe:a9fe%ens3]:8775",
+        "http://[::1]:8775/x?y#z",
+        "  \x01http://host/path",
+        "http://ho\tst/pa\nth?q\r=1",
+        "http://host/a%20b?c=%2F",
+        "http://host:80",
+    ],
+)
+def test_split_url_splits_as_urllib_does(url: str) -> None:
+    assert split_url(url) == reference_split(url)
 
 
 def test_content_length_chunked_and_close_delimited_bodies() -> None:
