@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _KILL = 9  # SIGKILL, without importing signal for one number
+# Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, so the
+# child gets the defaults back, as subprocess's restore_signals gives them (Linux numbers).
+_RESTORE = (13, 25)
 
 
 def output(argv: Sequence[str], *, timeout: float) -> tuple[int, str]:
@@ -32,7 +35,9 @@ def output(argv: Sequence[str], *, timeout: float) -> tuple[int, str]:
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
     try:
-        pid = os.posix_spawnp(argv[0], list(argv), dict(os.environ), file_actions=actions)
+        pid = os.posix_spawnp(
+            argv[0], list(argv), dict(os.environ), file_actions=actions, setsigdef=_RESTORE
+        )
     except BaseException:
         os.close(read_end)
         raise
@@ -64,7 +69,14 @@ def detached(argv: Sequence[str]) -> int:
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
-    return os.posix_spawnp(argv[0], list(argv), dict(os.environ), file_actions=actions, setsid=True)
+    return os.posix_spawnp(
+        argv[0],
+        list(argv),
+        dict(os.environ),
+        file_actions=actions,
+        setsid=True,
+        setsigdef=_RESTORE,
+    )
 
 
 def _wait(pid: int, deadline: float, name: str, timeout: float) -> int:

@@ -47,3 +47,10 @@ def test_detached_runs_in_its_own_session_with_no_streams(tmp_path: Path) -> Non
     ids, stdin = out.read_text().splitlines()
     assert ids == f"{pid} {pid}"  # the session leader of its own session
     assert stdin == "/dev/null"
+
+
+def test_the_child_gets_sigpipe_back() -> None:
+    """Python ignores SIGPIPE; a program it starts must not inherit that (as with subprocess)."""
+    code, text = spawn.output(["sh", "-c", "grep SigIgn /proc/self/status"], timeout=5)
+    ignored = int(text.split()[1], 16)
+    assert code == 0 and not ignored & (1 << (13 - 1))
