@@ -248,7 +248,13 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
     With ``remember`` (the runner), the result is kept for this boot in /run/metaboot with the
     identity of every file read (inode, size, modification and change times), and a later
     stage's process whose files are all unchanged takes it from there: the config and final
-    stages then need no YAML parser at all (PyYAML is a tenth of a stage's start-up)."""
+    stages then need no YAML parser at all (PyYAML is a tenth of a stage's start-up).
+
+    The files' parse is also kept across boots in /var/cache/metaboot, keyed by their contents
+    (``metaboot image prepare`` leaves one there for the configuration it writes, and a clone
+    does not change it): the local stage of a first boot, which reads no user-data, then does
+    not load PyYAML either. Any change to a file's bytes, the agent's version or its defaults
+    means a new key, so a stale parse is never used."""
     sources = [(f, root.host_path(f)) for f in config_files(root)]
     if extra is not None:
         sources.append((extra, extra))
@@ -257,18 +263,13 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
         cached = _recall(root, stamp)
         if cached is not None:
             return cached
-    result = AgentConfig(cfg=_fresh(DEFAULTS))
-    for label, host_path in sources:
-        try:
-            with open(host_path, "rb") as handle:
-                text = handle.read()
-        except OSError as err:
-            result.problems.append(f"{label}: cannot read: {err.strerror or err}")
-            continue
-        result.files.append(label)
-        layer = parse(text, label, result.problems)
-        if layer:
-            result.cfg = merge(result.cfg, layer)
+    texts = _read(sources)
+    key = _content_key(texts) if remember else None
+    result = _recall_parsed(root, key) if key is not None else None
+    if result is None:
+        result = _parse_all(texts)
+        if key is not None:
+            _remember_parsed(root, key, result)
     system_info = result.cfg.get("system_info")
     if not (isinstance(system_info, Mapping) and "default_user" in system_info):
         fallback = distro_default_user(root)
@@ -277,6 +278,82 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
     if stamp is not None:
         _remember(root, stamp, result)
     return result
+
+
+def prime(root: Root) -> bool:
+    """Leave the parse of ``root``'s agent config files in the cache across boots (``metaboot
+    image prepare`` does, for the files it writes), so that a first boot's local stage needs
+    no YAML parser. True when the cache holds it."""
+    texts = _read([(f, root.host_path(f)) for f in config_files(root)])
+    key = _content_key(texts)
+    if key is None:
+        return False
+    _remember_parsed(root, key, _parse_all(texts))
+    return _recall_parsed(root, key) is not None
+
+
+def _read(sources: list[tuple[str, str]]) -> list[tuple[str, bytes | None, str]]:
+    """(label, bytes or None, why not) per file, in order."""
+    texts: list[tuple[str, bytes | None, str]] = []
+    for label, host_path in sources:
+        try:
+            with open(host_path, "rb") as handle:
+                texts.append((label, handle.read(), ""))
+        except OSError as err:
+            texts.append((label, None, f"{label}: cannot read: {err.strerror or err}"))
+    return texts
+
+
+def _parse_all(texts: list[tuple[str, bytes | None, str]]) -> AgentConfig:
+    result = AgentConfig(cfg=_fresh(DEFAULTS))
+    for label, text, error in texts:
+        if text is None:
+            result.problems.append(error)
+            continue
+        result.files.append(label)
+        layer = parse(text, label, result.problems)
+        if layer:
+            result.cfg = merge(result.cfg, layer)
+    return result
+
+
+def _content_key(texts: list[tuple[str, bytes | None, str]]) -> str | None:
+    from metaboot.guest.digests import sha256_hex
+
+    try:
+        identity = json.dumps([__version__, DEFAULTS], sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    parts = [identity.encode()]
+    for label, text, error in texts:
+        parts.append(label.encode("utf-8", "surrogateescape"))
+        parts.append(sha256_hex(text).encode() if text is not None else error.encode())
+    return sha256_hex(b"\0".join(parts))
+
+
+def _recall_parsed(root: Root, key: str) -> AgentConfig | None:
+    try:
+        doc = json.loads(root.read_bytes(layout.AGENT_CONFIG_PARSED))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    cfg, files, problems = doc.get("cfg"), doc.get("files"), doc.get("problems")
+    if not (isinstance(cfg, dict) and isinstance(files, list) and isinstance(problems, list)):
+        return None
+    return AgentConfig(cfg=cfg, files=files, problems=problems)
+
+
+def _remember_parsed(root: Root, key: str, result: AgentConfig) -> None:
+    doc = {"key": key, "cfg": result.cfg, "files": result.files, "problems": result.problems}
+    try:
+        text = json.dumps(doc, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return  # YAML gave something JSON cannot hold (a date, …): parse it again next time
+    if json.loads(text)["cfg"] != result.cfg:
+        return
+    with contextlib.suppress(OSError):  # only a cache: a lost one is parsed again
+        volatile.write(root, layout.AGENT_CONFIG_PARSED, text, 0o600)
 
 
 def _stamp(sources: list[tuple[str, str]]) -> list[Any] | None:

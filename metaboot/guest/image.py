@@ -243,6 +243,10 @@ def prepare(base: Root | str | os.PathLike[str], options: PrepareOptions) -> lis
     root.makedirs("/etc/metaboot/agent.d")
     root.write_file(AGENT_CONFIG, render_agent_config(agent_config(options)), mode=0o644)
     written.append(AGENT_CONFIG)
+    from metaboot.guest import config, layout
+
+    if config.prime(root):  # the first boot's local stage then needs no YAML parser
+        written.append(layout.AGENT_CONFIG_PARSED)
     if not options.keep_cloud_init:
         written += _disable_cloud_init(root)
     return written

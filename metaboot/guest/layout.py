@@ -30,6 +30,8 @@ BOOT_INSTANCE_FILE = f"{RUN_DIR}/instance.json"  # the source's findings this bo
 INSTANCE_DATA = f"{RUN_DIR}/instance-data.json"  # world-readable, sensitive keys redacted
 INSTANCE_DATA_SENSITIVE = f"{RUN_DIR}/instance-data-sensitive.json"  # 0600
 AGENT_CONFIG_CACHE = f"{RUN_DIR}/agent-config.json"  # the merged agent config, for later stages
+# The agent config files' parse, kept across boots and keyed by their contents (config.load).
+AGENT_CONFIG_PARSED = "/var/cache/metaboot/agent-config.json"
 
 AGENT_CONFIG = "/etc/metaboot/agent.yaml"
 AGENT_CONFIG_DIR = "/etc/metaboot/agent.d"

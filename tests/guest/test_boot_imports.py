@@ -15,6 +15,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
+from metaboot.guest import config
 from metaboot.guest.status import summarize
 from tests.guest.helpers import (
     REPO_ROOT,
@@ -144,14 +147,21 @@ def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert unexpected == {}
 
 
-def test_the_later_stages_of_a_systemd_boot_need_no_yaml_parser(tmp_path: Path) -> None:
+@pytest.mark.parametrize("primed", [True, False], ids=["image-prepared", "config-changed"])
+def test_the_later_stages_of_a_systemd_boot_need_no_yaml_parser(
+    tmp_path: Path, primed: bool
+) -> None:
     """Under systemd each stage is a process of its own; the config and final stages take the
-    agent config the local stage merged (from /run) and the cloud-config from JSON."""
+    agent config the local stage merged (from /run) and the cloud-config from JSON. The local
+    stage needs no YAML parser either when the config files are the ones ``image prepare``
+    parsed ahead (config.prime); otherwise it parses them."""
     state = ServerState(tree(spec(user_data=USER_DATA)))
     with metadata_server(state) as (url, _):
         root = make_root(tmp_path / "root")
         root.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n")
         agent_config(root, {**http_only(url), "users": ["default"]}, "20-test.yaml")
+        if primed:
+            assert config.prime(root)
         env = {
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -170,5 +180,6 @@ def test_the_later_stages_of_a_systemd_boot_need_no_yaml_parser(tmp_path: Path) 
     record = status(root)
     assert summarize(record).errors == []
     assert record["stages"]["final"]["end"] is not None
-    assert "yaml" in loaded["local"] and "yaml" in loaded["network"]  # agent.yaml, user-data
+    assert ("yaml" in loaded["local"]) is not primed  # agent.yaml, unless parsed ahead
+    assert "yaml" in loaded["network"]  # the user-data
     assert "yaml" not in loaded["config"] and "yaml" not in loaded["final"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from metaboot.guest import config
 from metaboot.guest.system import Root
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(root: Root, path: str, text: str) -> None:
@@ -165,3 +171,64 @@ def test_a_config_json_cannot_hold_is_parsed_each_time(tmp_path: Path) -> None:
     loaded = config.load(root, remember=True)
     assert str(loaded.cfg["system_info"]["built"]) == "2024-01-02"
     assert not root.exists("/run/metaboot/agent-config.json")
+
+
+def test_the_parse_is_kept_across_boots_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new boot (nothing in /run) whose config files have the same bytes takes their parse
+    from /var/cache/metaboot; other bytes, even with the same size and times, are parsed."""
+    root = Root(tmp_path)
+    write(root, "/etc/metaboot/agent.yaml", "disable_root: false\n")
+    write(root, "/etc/metaboot/agent.d/10-x.yaml", "- not a mapping\n")
+    first = config.load(root, remember=True)
+    parsed = root.path("/var/cache/metaboot/agent-config.json")
+    assert stat.S_IMODE(parsed.stat().st_mode) == 0o600
+    assert first.problems and first.files == [
+        "/etc/metaboot/agent.yaml",
+        "/etc/metaboot/agent.d/10-x.yaml",
+    ]
+
+    def no_parsing(*args: object) -> None:
+        raise AssertionError("parsed again")
+
+    root.remove("/run/metaboot/agent-config.json")  # the next boot
+    monkeypatch.setattr(config, "parse", no_parsing)
+    again = config.load(root, remember=True)
+    assert (again.cfg, again.files, again.problems) == (first.cfg, first.files, first.problems)
+    monkeypatch.undo()
+
+    host = root.path("/etc/metaboot/agent.yaml")
+    info = host.stat()
+    host.write_text("disable_root: true \n")  # the same size, and the same times put back
+    os.utime(host, ns=(info.st_atime_ns, info.st_mtime_ns))
+    root.remove("/run/metaboot/agent-config.json")
+    assert config.load(root, remember=True).cfg["disable_root"] is True
+
+
+def test_prime_leaves_the_parse_for_the_first_boot(tmp_path: Path) -> None:
+    """What ``image prepare`` does: afterwards a first boot reads the config files without
+    loading PyYAML (here it could not: the child has no PyYAML on its path)."""
+    root = Root(tmp_path)
+    write(root, "/etc/metaboot/agent.yaml", "ssh_pwauth: true\ndatasource_list: [OpenStack]\n")
+    assert config.prime(root)
+    assert not root.exists("/run/metaboot")  # nothing of a boot's own is left in an image
+    code = (
+        "import json, sys\n"
+        "from metaboot.guest import config\n"
+        "from metaboot.guest.system import Root\n"
+        "loaded = config.load(Root(sys.argv[1]), remember=True)\n"
+        "assert 'yaml' not in sys.modules\n"
+        "print(json.dumps([loaded.cfg['ssh_pwauth'], loaded.cfg['datasource_list'], "
+        "loaded.problems]))\n"
+    )
+    env = {"PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [True, ["OpenStack"], []]

@@ -8,15 +8,11 @@ image's own ``ifcfg-eth0`` from the template machine) is first copied under ``sa
 
 from __future__ import annotations
 
-import importlib
 import json
 
+from metaboot.guest.digests import sha256_hex
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
-
-TYPE_CHECKING = False  # mypy takes it as true; at run time typing is not imported
-if TYPE_CHECKING:
-    from typing import Any
 
 STATE_DIR = "/var/lib/metaboot/network"
 MANIFEST = f"{STATE_DIR}/manifest.json"
@@ -24,21 +20,7 @@ NEVER_REMOVE = frozenset({"/etc/resolv.conf"})  # a stale one still beats none
 
 
 def digest(data: bytes) -> str:
-    hexdigest: str = _sha256()(data).hexdigest()
-    return hexdigest
-
-
-def _sha256() -> Any:
-    """SHA-256 from CPython's own small module when it has one: ``hashlib`` first loads
-    OpenSSL (~2.5 ms of a boot) for a digest of a few hundred bytes. Same digest either way."""
-    for name in ("_sha256", "_sha2"):  # 3.11 ; 3.12 and later
-        try:
-            return importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256
+    return sha256_hex(data)
 
 
 @dataclass
