@@ -52,7 +52,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from metaboot.guest import config  # noqa: E402
 from metaboot.guest.launcher import launcher_text  # noqa: E402
+from metaboot.guest.system import Root  # noqa: E402
 from metaboot.metadata import parse_spec  # noqa: E402
 from metaboot.registry import Registry  # noqa: E402
 
@@ -213,6 +215,8 @@ def fresh_image(base: Path, url: str) -> None:
     if zone.exists():  # the image's tzdata, for the timezone module
         (base / "usr/share/zoneinfo/Etc").mkdir(parents=True, exist_ok=True)
         shutil.copy2(zone, base / "usr/share/zoneinfo/Etc/UTC")
+    # As `metaboot image prepare` leaves it: the agent config's parse, keyed by its bytes.
+    config.prime(Root(base))
 
 
 def start_service(tmp: Path) -> tuple[subprocess.Popen[str], str]:
