@@ -6,9 +6,9 @@ Paths are resolved the way ``chroot`` would see them: an absolute symlink inside
 inside the tree, and ``..`` never climbs out of it. Writes are atomic (temporary file, fsync,
 rename) and always set mode and ownership explicitly.
 
-Paths are plain strings inside: ``pathlib`` (with ``urllib.parse`` and ``ipaddress``, which it
-imports) is loaded only by code that asks for a ``Path`` (:meth:`Root.path`, :attr:`Root.base`),
-not by a boot stage that never needs one.
+Paths are plain strings inside: ``pathlib`` (which loads ``urllib.parse`` too) is imported only
+by code that asks for a ``Path`` (:meth:`Root.path`, :attr:`Root.base`), not by a boot stage
+that never needs one.
 """
 
 from __future__ import annotations
