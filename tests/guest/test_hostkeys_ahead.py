@@ -327,6 +327,9 @@ def test_the_module_first_the_job_installs_the_slow_key_later(tmp_path: Path) ->
     go = gated_job(root, tmp_path, "rsa")
     assert wait_for(lambda: (tmp_path / "nice.txt").exists())
     assert (tmp_path / "nice.txt").read_text().strip() == "19"  # the boot comes first
+    gated_job(root, tmp_path, "ed25519").touch()  # a fast type: normal priority
+    assert JOBS[1].wait(60) == 0
+    assert (tmp_path / "nice.txt").read_text().strip() == "0"
     started = time.monotonic()
     keys = sshd.start_host_keys(root, ["rsa"], "root@web-1", defer=True)()
     assert time.monotonic() - started < 5

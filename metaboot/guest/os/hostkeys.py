@@ -10,12 +10,14 @@ with the instance's whole cloud-config (``ssh_keys``, ``ssh_genkeytypes``,
 (atomic: sshd never sees half a key) and discards the rest. sshd is ordered after the network
 stage, so it never starts before the keys are in place.
 
-Each job is ``sh -c 'ssh-keygen …; echo $? > T.status'`` in its own process group, at the
-lowest CPU and I/O priority (nice 19, idle I/O class): on one vCPU a prime search at normal
-priority takes the CPU from the rest of the boot. The status file says how it ended, across
-processes; the ssh module waits for the job's ``sh`` to exit through a pidfd (no polling: under
-emulation a polling loop costs the CPU the key needs), raising the job to normal priority while
-it waits; the group id lets a job nobody wants be stopped.
+Each job is ``sh -c 'ssh-keygen …; echo $? > T.status'`` in its own process group. The slow
+types (below) run at the lowest CPU and I/O priority (nice 19, idle I/O class): on one vCPU a
+prime search at normal priority takes the CPU from the rest of the boot. The fast ones keep
+normal priority: a tenth of a second of CPU, emulated, that the ssh module would otherwise
+wait for. The status file says how it ended, across processes; the ssh module waits for the
+job's ``sh`` to exit through a pidfd (no polling: under emulation a polling loop costs the CPU
+the key needs), raising the job to normal priority while it waits; the group id lets a job
+nobody wants be stopped.
 
 The slow types (RSA, DSA: a prime search, one to twenty seconds under emulation) do not hold up
 the boot. When the ssh module finds one still running it does not wait: it writes an
@@ -64,7 +66,9 @@ FAST_TIMEOUT = 60.0  # ed25519 and ecdsa take milliseconds, even under emulation
 # job installs the key if the ssh module left it an .adopt marker (see the module docstring):
 # its lines are the target path, the comment, the private key's group ("" for root's 0600)
 # and "live" to log to the journal and reload sshd (a test's root does neither).
-_JOB = r"""renice -n 19 -p $$ >/dev/null 2>&1; ionice -c 3 -p $$ >/dev/null 2>&1
+_JOB = r"""case $1 in rsa | dsa)
+    renice -n 19 -p $$ >/dev/null 2>&1; ionice -c 3 -p $$ >/dev/null 2>&1 ;;
+esac
 ssh-keygen -q -t "$1" -N "" -C "$2" -f "$3" </dev/null >/dev/null 2>"$3.err"; echo $? >"$3.status"
 mv "$3.adopt" "$3.installing" 2>/dev/null || exit 0
 { read -r t; read -r c; read -r g; read -r l; } <"$3.installing"
