@@ -461,3 +461,23 @@ def test_a_deferred_key_whose_job_died_is_made_on_the_next_boot(tmp_path: Path) 
     assert hostkeys.resume(root) == ["rsa"]
     assert wait_for(lambda: not root.exists(hostkeys.STAGING), timeout=120)
     assert_installed(root, "rsa", "root@web-9")
+
+
+def test_the_next_boot_reports_a_late_key_that_failed_once(tmp_path: Path) -> None:
+    from tests.guest.helpers import reboot
+
+    root = first_boot(tmp_path, "#cloud-config\nhostname: web-10\n")
+    assert wait_for(lambda: not root.exists(hostkeys.STAGING), timeout=120)
+    fake_job(root, "rsa", pgid=999999, status="1", err="ssh-keygen: out of entropy")
+    root.write_file(f"{hostkeys.staged_key('rsa')}.failed", "/etc/ssh/ssh_host_rsa_key\n")
+    state = ServerState(tree(spec(user_data="#cloud-config\nhostname: web-10\n")))
+    with metadata_server(state) as (url, _):
+        agent_config(root, http_only(url), "20-test.yaml")
+        reboot(root)
+        stage(root, "local")
+    problems = status(root)["stages"]["local"]["recoverable_errors"]
+    assert problems == [
+        "ssh: the rsa host key generated in the background was not installed "
+        "(ssh-keygen status 1: ssh-keygen: out of entropy)"
+    ]
+    assert not root.exists(hostkeys.STAGING)  # reported once

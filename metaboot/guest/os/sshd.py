@@ -355,6 +355,8 @@ def start_host_keys(
         if not deferred:
             hostkeys.discard(root, [])  # the staging directory, once empty
         if errors:
+            if deferred:
+                errors.append(f"still being generated in the background: {', '.join(deferred)}")
             raise ToolError("cannot generate SSH host keys: " + "; ".join(errors))
         order = {host_key_path(t): i for i, t in enumerate(wanted)}
         return HostKeys(
