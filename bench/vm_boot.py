@@ -1,7 +1,7 @@
 """Boot to configured, in a real VM: cloud-init against the metaboot agent, same image base,
 same VM settings, same instance data, in the same run.
 
-    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N]
+    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N] [--linger]
 
 Both images are the e2e test images (tests/e2e/e2e_image.py: the same debootstrap base, one
 with Debian's cloud-init, one with our agent installed by ``metaboot image prepare``). Each run
@@ -298,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         help="virtual CPUs per VM, the same for both agents (default 1, as the tests boot)",
     )
     parser.add_argument(
+        "--linger",
+        action="store_true",
+        help="power off a minute after the boot (power_state delay +1), not at once: the "
+        "guest idles meanwhile, as an instance in use would, so background work can finish",
+    )
+    parser.add_argument(
         "--agents",
         default="cloud-init,metaboot",
         help="comma-separated subset to boot (default both; one alone gives no ratio)",
@@ -310,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     measures: dict[str, list[Measure]] = {agent: [] for agent in ("cloud-init", "metaboot")}
     accel = "?"
     with lazy_service(base / "service") as service:
-        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus)
+        delay = "+1" if args.linger else "now"
+        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus, power_delay=delay)
         try:
             for run in range(args.runs):
                 # Alternate which agent boots first, so neither always gets the warmer cache.

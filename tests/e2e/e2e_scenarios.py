@@ -60,7 +60,12 @@ ALL = [Scenario(a, t) for a in AGENTS for t in TRANSPORTS]
 BAD_CONFIG = Scenario("metaboot", "iso", "bad-config")
 
 
-def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | None = None) -> str:
+def user_data(
+    scenario: Scenario,
+    power_off: bool = True,
+    canary_port: int | None = None,
+    power_delay: str = "now",
+) -> str:
     """The cloud-config every scenario applies: the same text for both agents.
 
     ``canary_port``: a port the test listens on at the host's 127.0.0.1. Unrestricted slirp
@@ -98,6 +103,7 @@ def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | Non
         lines += [
             "power_state:",
             "  mode: poweroff",
+            *([f"  delay: '{power_delay}'"] if power_delay != "now" else []),
             f"  message: 'e2e: {scenario.id} powering off'",
             "  timeout: 60",
             "  condition: true",
@@ -106,7 +112,11 @@ def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | Non
 
 
 def instance_spec(
-    scenario: Scenario, public_key: str, power_off: bool = True, canary_port: int | None = None
+    scenario: Scenario,
+    public_key: str,
+    power_off: bool = True,
+    canary_port: int | None = None,
+    power_delay: str = "now",
 ) -> dict[str, Any]:
     """The instance record (metaboot's spec format), network derived from its port as nova does."""
     return {
@@ -116,7 +126,7 @@ def instance_spec(
         "project_id": "e2e",
         "keys": [{"name": "e2e", "type": "ssh", "data": public_key}],
         "meta": {"scenario": scenario.id},
-        "user_data": user_data(scenario, power_off, canary_port),
+        "user_data": user_data(scenario, power_off, canary_port, power_delay),
         "ports": [
             {
                 "network_id": scenario.network_id,
