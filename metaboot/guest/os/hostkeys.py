@@ -8,7 +8,7 @@ names in a private directory on the same filesystem as ``/etc/ssh``. The ssh mod
 with the instance's whole cloud-config (``ssh_keys``, ``ssh_genkeytypes``,
 ``ssh_deletekeys``) exactly as before, then renames the staged keys it wants into place
 (atomic: sshd never sees half a key) and discards the rest. sshd is ordered after the network
-stage, so it never starts before the keys are in place.
+stage, so it never starts before the keys the module waited for are in place.
 
 Each job is ``sh -c 'ssh-keygen …; echo $? > T.status'`` in its own process group. The slow
 types (below) run at the lowest CPU and I/O priority (nice 19, idle I/O class): on one vCPU a
