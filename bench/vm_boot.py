@@ -1,7 +1,7 @@
 """Boot to configured, in a real VM: cloud-init against the metaboot agent, same image base,
 same VM settings, same instance data, in the same run.
 
-    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N] [--linger]
+    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N] [--linger S]
 
 Both images are the e2e test images (tests/e2e/e2e_image.py: the same debootstrap base, one
 with Debian's cloud-init, one with our agent installed by ``metaboot image prepare``). Each run
@@ -299,9 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--linger",
-        action="store_true",
-        help="power off a minute after the boot (power_state delay +1), not at once: the "
-        "guest idles meanwhile, as an instance in use would, so background work can finish",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="power off SECONDS after the boot (a process runcmd leaves behind), not at once "
+        "through power_state: the guest idles meanwhile, as an instance in use would, so "
+        "background work (a host key) can finish",
     )
     parser.add_argument(
         "--agents",
@@ -316,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     measures: dict[str, list[Measure]] = {agent: [] for agent in ("cloud-init", "metaboot")}
     accel = "?"
     with lazy_service(base / "service") as service:
-        delay = "+1" if args.linger else "now"
-        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus, power_delay=delay)
+        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus, linger=args.linger)
         try:
             for run in range(args.runs):
                 # Alternate which agent boots first, so neither always gets the warmer cache.

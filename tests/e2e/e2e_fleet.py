@@ -180,11 +180,11 @@ class Fleet:
         service: Callable[[], MetadataService],
         parallel: int | None = None,
         cpus: int = 1,
-        power_delay: str = "now",
+        linger: int = 0,
     ) -> None:
         self.workdir = workdir
         self.cpus = cpus
-        self.power_delay = power_delay  # power_state.delay: "+1" idles a minute first
+        self.linger = linger  # seconds the guest idles before it powers off (0: power_state)
         self.public_key = public_key
         self._service = service
         self._stop = threading.Event()
@@ -211,7 +211,7 @@ class Fleet:
         workdir.mkdir(parents=True, exist_ok=True)
         image = image_for(scenario)
         spec = instance_spec(
-            scenario, self.public_key, canary_port=self.canary.port, power_delay=self.power_delay
+            scenario, self.public_key, canary_port=self.canary.port, linger=self.linger
         )
         spec_file = workdir / "instance.yaml"
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))

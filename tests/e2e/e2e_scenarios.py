@@ -64,7 +64,7 @@ def user_data(
     scenario: Scenario,
     power_off: bool = True,
     canary_port: int | None = None,
-    power_delay: str = "now",
+    linger: int = 0,
 ) -> str:
     """The cloud-config every scenario applies: the same text for both agents.
 
@@ -99,11 +99,17 @@ def user_data(
             f'  - [bash, -c, \'if timeout 5 bash -c "exec 3<>/dev/tcp/{GATEWAY}/{canary_port}"'
             ' 2>/dev/null; then r=open; else r=blocked; fi; echo "<3>e2e-egress: $r" > /dev/kmsg\']'
         )
-    if power_off:
+    if linger:
+        # No power_state: a process left behind powers off after the guest idled a while
+        # (`shutdown +N` needs systemd-logind, which the minimal images lack).
+        lines.append(
+            f'  - [sh, -c, \'setsid sh -c "sleep {linger}; systemctl poweroff"'
+            " </dev/null >/dev/null 2>&1 &']"
+        )
+    elif power_off:
         lines += [
             "power_state:",
             "  mode: poweroff",
-            *([f"  delay: '{power_delay}'"] if power_delay != "now" else []),
             f"  message: 'e2e: {scenario.id} powering off'",
             "  timeout: 60",
             "  condition: true",
@@ -116,7 +122,7 @@ def instance_spec(
     public_key: str,
     power_off: bool = True,
     canary_port: int | None = None,
-    power_delay: str = "now",
+    linger: int = 0,
 ) -> dict[str, Any]:
     """The instance record (metaboot's spec format), network derived from its port as nova does."""
     return {
@@ -126,7 +132,7 @@ def instance_spec(
         "project_id": "e2e",
         "keys": [{"name": "e2e", "type": "ssh", "data": public_key}],
         "meta": {"scenario": scenario.id},
-        "user_data": user_data(scenario, power_off, canary_port, power_delay),
+        "user_data": user_data(scenario, power_off, canary_port, linger),
         "ports": [
             {
                 "network_id": scenario.network_id,
