@@ -20,7 +20,10 @@ reads what each boot recorded:
   ``/etc/ssh/ssh_host_*`` on the powered-off disk, put on the guest's monotonic clock through
   the journal), and when sshd started: the metaboot agent leaves a slow RSA key to its
   background job, so sshd starts with ed25519 and ecdsa and gains RSA later (or at shutdown,
-  which waits for it); this figure shows the deferral, and that nothing was skipped;
+  which waits for it); this figure shows the deferral, and that nothing was skipped. The
+  scenario powers off as soon as the agent is done, so the RSA job, which takes only the CPU
+  the boot leaves idle, is usually finished by the shutdown; ``--linger S`` keeps the guest up
+  (idle) S seconds instead, as an instance in use would be, and shows when RSA is in place then;
 - the wall time QEMU ran, power-off included.
 
 Each run also prints the agents' own per-stage times and their slowest modules.
