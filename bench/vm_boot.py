@@ -1,7 +1,7 @@
 """Boot to configured, in a real VM: cloud-init against the metaboot agent, same image base,
 same VM settings, same instance data, in the same run.
 
-    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N]
+    python bench/vm_boot.py [--transport service|iso|vfat] [--runs N] [--cpus N] [--linger S]
 
 Both images are the e2e test images (tests/e2e/e2e_image.py: the same debootstrap base, one
 with Debian's cloud-init, one with our agent installed by ``metaboot image prepare``). Each run
@@ -16,7 +16,17 @@ reads what each boot recorded:
   ``systemd-analyze blame`` shows), the moment the agent's last stage finished (boot-to-
   configured, on the guest's monotonic clock, from kernel start), and ``Startup finished``
   (``systemd-analyze time``);
+- when every SSH host key sshd ends up with was in place (the newest change time of
+  ``/etc/ssh/ssh_host_*`` on the powered-off disk, put on the guest's monotonic clock through
+  the journal), and when sshd started: the metaboot agent leaves a slow RSA key to its
+  background job, so sshd starts with ed25519 and ecdsa and gains RSA later (or at shutdown,
+  which waits for it); this figure shows the deferral, and that nothing was skipped. The
+  scenario powers off as soon as the agent is done, so the RSA job, which takes only the CPU
+  the boot leaves idle, is usually finished by the shutdown; ``--linger S`` keeps the guest up
+  (idle) S seconds instead, as an instance in use would be, and shows when RSA is in place then;
 - the wall time QEMU ran, power-off included.
+
+Each run also prints the agents' own per-stage times and their slowest modules.
 
 Ratios are cloud-init over metaboot: above 1 means our agent is faster. The target: the agent's
 own time at least 5× below cloud-init's, and the whole boot measurably shorter. The VMs run
@@ -62,6 +72,11 @@ class Measure:
     ssh_module: float | None = None  # of which the ssh module (host key generation, keys)
     units_seconds: float | None = None  # systemd: the agent's units, start to finish, summed
     configured_at: float | None = None  # systemd: last agent stage finished, since kernel start
+    sshd_started_at: float | None = None  # systemd: ssh.service started, since kernel start
+    keys_in_place_at: float | None = None  # the last host key sshd ends up with was in place
+    host_keys: list[str] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)  # the agent's own, per stage
+    slowest: dict[str, float] = field(default_factory=dict)  # its modules and steps >= 0.1 s
     startup_finished: float | None = None  # systemd-analyze time: kernel + initrd + userspace
     wall_seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -117,6 +132,7 @@ def systemd_figures(measure: Measure, entries: list[dict[str, Any]]) -> None:
             starting.setdefault(unit, when)
         else:
             finished.setdefault(unit, when)
+    measure.sshd_started_at = finished.get("ssh.service")
     units = AGENT_UNITS[measure.agent]
     missing = [u for u in units if u not in starting or u not in finished]
     if missing:
@@ -126,13 +142,39 @@ def systemd_figures(measure: Measure, entries: list[dict[str, Any]]) -> None:
     measure.configured_at = max(finished[u] for u in units)
 
 
+def host_key_figures(measure: Measure, result: BootResult, entries: list[dict[str, Any]]) -> None:
+    """When the host keys on the disk at power-off were put in place: their newest inode change
+    time (ssh-keygen writing them, a rename into place, chmod), from the guest's realtime clock
+    to its monotonic one (since kernel start) by the journal's entries of that boot."""
+    names = [n for n in result.disk.listdir("/etc/ssh") if n.startswith("ssh_host_")]
+    measure.host_keys = sorted(n for n in names if n.endswith("_key"))
+    times = [t for t in (result.disk.ctime(f"/etc/ssh/{n}") for n in names) if t is not None]
+    offsets = [
+        int(e["__REALTIME_TIMESTAMP"]) / 1e6 - int(e["__MONOTONIC_TIMESTAMP"]) / 1e6
+        for e in entries
+        if "__REALTIME_TIMESTAMP" in e and "__MONOTONIC_TIMESTAMP" in e
+    ]
+    if not times or not offsets:
+        measure.problems.append("cannot tell when the host keys were in place")
+        return
+    measure.keys_in_place_at = max(times) - statistics.median(offsets)
+
+
 def cloudinit_figures(measure: Measure, result: BootResult) -> None:
     status = json.loads(result.disk.read_text("/var/lib/cloud/data/status.json"))["v1"]
     stages = ("init-local", "init", "modules-config", "modules-final")
-    measure.own_seconds = sum(
-        float(status[s]["finished"]) - float(status[s]["start"]) for s in stages
-    )
+    measure.stages = {
+        s: round(float(status[s]["finished"]) - float(status[s]["start"]), 3) for s in stages
+    }
+    measure.own_seconds = sum(measure.stages.values())
     analyze = result.report("cloud-init analyze") or ""
+    for name, seconds in re.findall(r"->(\S+) ran \w+ @[\d.]+s \+([\d.]+)s", analyze):
+        if float(seconds) >= 0.1:
+            measure.slowest[name] = float(seconds)
+    blame = result.report("cloud-init blame") or ""
+    for seconds, name in re.findall(r"([\d.]+)s \(([^)]+)\)", blame):
+        if float(seconds) >= 0.1 and "/config-" not in name:
+            measure.slowest[name] = float(seconds)
     totals = [float(x) for x in re.findall(r"Total Time: ([\d.]+) seconds", analyze)]
     if totals:
         measure.own_analyze_total = totals[-1]
@@ -143,12 +185,18 @@ def cloudinit_figures(measure: Measure, result: BootResult) -> None:
 
 def metaboot_figures(measure: Measure, result: BootResult) -> None:
     record = json.loads(result.disk.read_text("/var/lib/metaboot/data/status.json"))
-    stages = list(record.get("stages", {}).values())
-    measure.own_seconds = sum(float(s.get("duration") or 0.0) for s in stages)
-    for stage in stages:
-        for module in stage.get("modules", []):
-            if module.get("name") == "ssh":
-                measure.ssh_module = float(module.get("duration") or 0.0)
+    stages = record.get("stages", {})
+    measure.stages = {n: round(float(s.get("duration") or 0.0), 3) for n, s in stages.items()}
+    measure.own_seconds = sum(measure.stages.values())
+    for name, stage in stages.items():
+        steps = [(f"module {m.get('name')}", m) for m in stage.get("modules", [])]
+        steps += [(str(e.get("name")), e) for e in stage.get("events", [])]
+        for label, step in steps:
+            seconds = float(step.get("duration") or 0.0)
+            if label == "module ssh":
+                measure.ssh_module = seconds
+            if seconds >= 0.1:
+                measure.slowest[f"{name}/{label}"] = round(seconds, 3)
     analyze = result.report("metaboot analyze") or ""
     totals = re.findall(r"total: ([\d.]+) s", analyze)
     if totals:
@@ -171,7 +219,9 @@ def measure_boot(result: BootResult, agent: str, workdir: Path) -> Measure:
         if found:
             measure.startup_finished = _seconds(found.group(1))
     try:
-        systemd_figures(measure, journal_entries(result, workdir))
+        entries = journal_entries(result, workdir)
+        systemd_figures(measure, entries)
+        host_key_figures(measure, result, entries)
     except (OSError, ValueError) as err:
         measure.problems.append(f"journal unreadable: {err}")
     return measure
@@ -204,6 +254,8 @@ ROWS = (
     ("  own time less the ssh module", "own_less_ssh"),
     ("systemd: agent units, start to finish", "units_seconds"),
     ("systemd: configured at (since kernel start)", "configured_at"),
+    ("systemd: sshd started at", "sshd_started_at"),
+    ("all host keys sshd ends up with in place at", "keys_in_place_at"),
     ("systemd-analyze: startup finished", "startup_finished"),
     ("QEMU wall time, power-off included", "wall_seconds"),
 )
@@ -227,6 +279,11 @@ def report(measures: dict[str, list[Measure]], transport: str, accel: str) -> st
         lines.append(f"target (agent's own time >= 5x below cloud-init's): {verdict}")
     for agent, runs in measures.items():
         for index, m in enumerate(runs):
+            lines.append(
+                f"  {agent} run {index + 1}: own {_fmt(m.own_seconds).strip()} s, configured at "
+                f"{_fmt(m.configured_at).strip()} s, keys in place at "
+                f"{_fmt(m.keys_in_place_at).strip()} s ({', '.join(m.host_keys)})"
+            )
             for problem in m.problems:
                 lines.append(f"  {agent} run {index + 1}: {problem}")
     return "\n".join(lines)
@@ -244,6 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         help="virtual CPUs per VM, the same for both agents (default 1, as the tests boot)",
     )
     parser.add_argument(
+        "--linger",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="power off SECONDS after the boot (a process runcmd leaves behind), not at once "
+        "through power_state: the guest idles meanwhile, as an instance in use would, so "
+        "background work (a host key) can finish",
+    )
+    parser.add_argument(
         "--agents",
         default="cloud-init,metaboot",
         help="comma-separated subset to boot (default both; one alone gives no ratio)",
@@ -256,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     measures: dict[str, list[Measure]] = {agent: [] for agent in ("cloud-init", "metaboot")}
     accel = "?"
     with lazy_service(base / "service") as service:
-        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus)
+        fleet = Fleet(base, key, service, parallel=1, cpus=args.cpus, linger=args.linger)
         try:
             for run in range(args.runs):
                 # Alternate which agent boots first, so neither always gets the warmer cache.
@@ -267,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
                     accel = result.accel
                     measure = measure_boot(result, agent, base / scenario.id)
                     measures[agent].append(measure)
-                    if not args.keep:
+                    if args.keep:  # the journal, for post-mortems (the fleet removes the disk)
+                        text = result.disk.journal(base / scenario.id, "-o", "short-monotonic")
+                        (base / scenario.id / "journal.txt").write_text(text)
+                    else:
                         result.disk.remove()
                     print(f"# {scenario.id}: {json.dumps(measure.__dict__)}", flush=True)
         finally:

@@ -133,12 +133,14 @@ def cmd_status(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     root = _root(args.root)
 
+    from metaboot.guest.os.hostkeys import failed
     from metaboot.guest.status import read_record, summarize
 
     deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
     while True:
         record = read_record(root)
-        summary = summarize(record, disabled=root.exists(layout.DISABLED_MARKER))
+        disabled = root.exists(layout.DISABLED_MARKER)
+        summary = summarize(record, disabled=disabled, late=failed(root))
         if not args.wait or summary.status not in ("running", "not started"):
             break
         if deadline is not None and time.monotonic() >= deadline:

@@ -242,6 +242,8 @@ class Runner:
         first_boot = self.state.stored_instance_id() is None
         if first_boot:
             self.start_host_keys(rec)
+        else:
+            self.late_host_keys(rec)
         data = self.find(self.source_order(network=False), rec)
         if data is None and first_boot:
             data = self.find_over_ephemeral_lease(rec)
@@ -275,6 +277,25 @@ class Runner:
             return
         if started:
             rec.event("ssh-keygen-start", time.perf_counter() - start, ", ".join(started))
+
+    def late_host_keys(self, rec: StageRecorder) -> None:
+        """A later boot: host keys the last boot left to background jobs (see
+        :mod:`metaboot.guest.os.hostkeys`) are started again if their job did not live to
+        install them; failed ones are reported once, here, and removed."""
+        from metaboot.guest.os import hostkeys
+
+        if not self.root.exists(hostkeys.STAGING):
+            return
+        try:
+            for problem in hostkeys.failed(self.root):
+                rec.recoverable(f"ssh: {problem}")  # in this boot's record; then gone
+            hostkeys.discard(self.root, hostkeys.failed_types(self.root))
+            resumed = hostkeys.resume(self.root)
+        except (OSError, MetabootError) as err:
+            log.warning("host keys left to background jobs not resumed: %s", err)
+            return
+        if resumed:
+            rec.event("ssh-keygen-resume", 0.0, ", ".join(resumed))
 
     def find_over_ephemeral_lease(self, rec: StageRecorder) -> InstanceData | None:
         """First boot, nothing local: lease an IPv4 address for a moment and ask the metadata

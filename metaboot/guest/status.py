@@ -18,6 +18,7 @@ from metaboot.guest.system import Root
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 STAGES = ("local", "network", "config", "final")
@@ -171,8 +172,11 @@ class Summary:
         return 0
 
 
-def summarize(record: dict[str, Any] | None, *, disabled: bool = False) -> Summary:
-    """What ``metaboot status`` says about a record (pure)."""
+def summarize(
+    record: dict[str, Any] | None, *, disabled: bool = False, late: Sequence[str] = ()
+) -> Summary:
+    """What ``metaboot status`` says about a record (pure). ``late``: problems found after the
+    stages ended (a host key a background job failed to make), reported as recoverable."""
     if disabled:
         return Summary("disabled", "disabled", [], [], None, "disabled by /etc/metaboot/disabled")
     if not record:
@@ -193,6 +197,7 @@ def summarize(record: dict[str, Any] | None, *, disabled: bool = False) -> Summa
         recoverable += [f"{name}: {e}" for e in stage.get("recoverable_errors", [])]
         if stage.get("end") is None:
             running = True
+    recoverable += [f"ssh: {p}" for p in late]
     finished = bool(stages.get("final", {}).get("end")) and not running
     if errors and (finished or not running):
         status = "error"

@@ -180,9 +180,11 @@ class Fleet:
         service: Callable[[], MetadataService],
         parallel: int | None = None,
         cpus: int = 1,
+        linger: int = 0,
     ) -> None:
         self.workdir = workdir
         self.cpus = cpus
+        self.linger = linger  # seconds the guest idles before it powers off (0: power_state)
         self.public_key = public_key
         self._service = service
         self._stop = threading.Event()
@@ -208,7 +210,9 @@ class Fleet:
         workdir = self.workdir / scenario.id
         workdir.mkdir(parents=True, exist_ok=True)
         image = image_for(scenario)
-        spec = instance_spec(scenario, self.public_key, canary_port=self.canary.port)
+        spec = instance_spec(
+            scenario, self.public_key, canary_port=self.canary.port, linger=self.linger
+        )
         spec_file = workdir / "instance.yaml"
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         vm = VmSpec(

@@ -60,7 +60,12 @@ ALL = [Scenario(a, t) for a in AGENTS for t in TRANSPORTS]
 BAD_CONFIG = Scenario("metaboot", "iso", "bad-config")
 
 
-def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | None = None) -> str:
+def user_data(
+    scenario: Scenario,
+    power_off: bool = True,
+    canary_port: int | None = None,
+    linger: int = 0,
+) -> str:
     """The cloud-config every scenario applies: the same text for both agents.
 
     ``canary_port``: a port the test listens on at the host's 127.0.0.1. Unrestricted slirp
@@ -94,7 +99,14 @@ def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | Non
             f'  - [bash, -c, \'if timeout 5 bash -c "exec 3<>/dev/tcp/{GATEWAY}/{canary_port}"'
             ' 2>/dev/null; then r=open; else r=blocked; fi; echo "<3>e2e-egress: $r" > /dev/kmsg\']'
         )
-    if power_off:
+    if linger:
+        # No power_state: a process left behind powers off after the guest idled a while
+        # (`shutdown +N` needs systemd-logind, which the minimal images lack).
+        lines.append(
+            f'  - [sh, -c, \'setsid sh -c "sleep {linger}; systemctl poweroff"'
+            " </dev/null >/dev/null 2>&1 &']"
+        )
+    elif power_off:
         lines += [
             "power_state:",
             "  mode: poweroff",
@@ -106,7 +118,11 @@ def user_data(scenario: Scenario, power_off: bool = True, canary_port: int | Non
 
 
 def instance_spec(
-    scenario: Scenario, public_key: str, power_off: bool = True, canary_port: int | None = None
+    scenario: Scenario,
+    public_key: str,
+    power_off: bool = True,
+    canary_port: int | None = None,
+    linger: int = 0,
 ) -> dict[str, Any]:
     """The instance record (metaboot's spec format), network derived from its port as nova does."""
     return {
@@ -116,7 +132,7 @@ def instance_spec(
         "project_id": "e2e",
         "keys": [{"name": "e2e", "type": "ssh", "data": public_key}],
         "meta": {"scenario": scenario.id},
-        "user_data": user_data(scenario, power_off, canary_port),
+        "user_data": user_data(scenario, power_off, canary_port, linger),
         "ports": [
             {
                 "network_id": scenario.network_id,

@@ -327,6 +327,16 @@ class Disk:
             kind.group(1), int(mode.group(1), 8), int(user.group(1)), int(group.group(1)), target
         )
 
+    def ctime(self, guest_path: str) -> float | None:
+        """The inode's change time (seconds since the epoch, on the guest's clock): when a file
+        was last renamed into place or had its owner or mode set. None if it is missing."""
+        out, errors = self._debugfs(f'stat "{guest_path}"')
+        found = re.search(r"\bctime: 0x([0-9a-f]+)(?::([0-9a-f]+))?", out.decode(errors="replace"))
+        if errors or not found:
+            return None
+        # The extra word: nanoseconds in its upper 30 bits, epoch bits below.
+        return int(found.group(1), 16) + (int(found.group(2) or "0", 16) >> 2) / 1e9
+
     def resolve(self, guest_path: str) -> str:
         """Follow symlinks in the last component (debugfs follows the intermediate ones)."""
         path = guest_path

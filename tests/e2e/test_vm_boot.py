@@ -106,6 +106,13 @@ def test_metaboot_agent_configures_the_vm(
         report = result.report("metaboot status")
         assert report is not None and "exit=0" in report, report
         _check_static_network(network_files(disk))
+        # Every host key type is there at power-off: RSA, if the ssh module left it to its
+        # background job, was installed by the job (at the latest while the shutdown waited).
+        keys = sorted(n for n in disk.listdir("/etc/ssh") if n.startswith("ssh_host_"))
+        assert keys == [
+            f"ssh_host_{t}_key{s}" for t in ("ecdsa", "ed25519", "rsa") for s in ("", ".pub")
+        ], keys
+        assert not disk.exists("/etc/ssh/.metaboot-hostkeys"), disk.listdir("/etc/ssh")
         # cloud-init is not in this image; nothing of it ran.
         assert not disk.exists("/var/lib/cloud/data/result.json")
         if scenario.transport == "service":

@@ -3,7 +3,10 @@
 - ``ssh_deletekeys`` (true): the image's host keys are removed, so clones never share them;
 - ``ssh_keys`` installs given host keys, otherwise ``ssh_genkeytypes`` (rsa, ecdsa, ed25519)
   are generated with ssh-keygen, all at once — or taken from the jobs the local stage started
-  ahead on a first boot (:mod:`metaboot.guest.os.hostkeys`), which this module awaits;
+  ahead on a first boot (:mod:`metaboot.guest.os.hostkeys`): this module waits for the fast
+  types (ed25519, ecdsa) and, with ``ssh_defer_slow_keytypes`` (true, metaboot's own key),
+  leaves an RSA or DSA key still in its prime search to its job, which installs it and reloads
+  sshd when done (sshd starts with the others meanwhile);
 - the metadata's public keys (``allow_public_ssh_keys``, true) and ``ssh_authorized_keys`` go to
   the default user; with ``disable_root`` (true) root gets the same keys behind
   ``disable_root_opts``, which print "log in as <default user>" and close the session.
@@ -54,12 +57,19 @@ def host_keys(ctx: ModuleContext) -> Callable[[], None]:
         return lambda: None
     types = get_str_list(ctx.cfg, "ssh_genkeytypes", DEFAULT_KEY_TYPES)
     comment = f"root@{hostnames.current_hostname(ctx.root) or 'localhost'}"
-    pending = sshd.start_host_keys(ctx.root, types, comment)
+    defer = get_bool(ctx.cfg, "ssh_defer_slow_keytypes", True)
+    pending = sshd.start_host_keys(ctx.root, types, comment, defer=defer)
 
     def finish() -> None:
-        made = pending()
-        if made:
-            ctx.report.changed(f"generated host keys: {', '.join(made)}")
+        keys = pending()
+        if keys.made:
+            ctx.report.changed(f"generated host keys: {', '.join(keys.made)}")
+        if keys.deferred:
+            ctx.report.changed(
+                f"still being generated in the background: {', '.join(keys.deferred)} "
+                "(installed, and sshd reloaded, when ssh-keygen is done; a failure is logged "
+                "and shown by metaboot status)"
+            )
 
     return finish
 
@@ -122,6 +132,7 @@ MODULE = Module(
     schema=top(
         {
             "ssh_deletekeys": {"type": "boolean"},
+            "ssh_defer_slow_keytypes": {"type": "boolean"},
             "ssh_genkeytypes": {
                 "type": "array",
                 "minItems": 1,

@@ -276,9 +276,15 @@ def _private_key_mode(root: Root) -> tuple[int, int | str]:
     return (0o640, "ssh_keys") if group_exists(root, "ssh_keys") else (0o600, 0)
 
 
+@dataclass
+class HostKeys:
+    made: list[str]  # in place now
+    deferred: list[str]  # left to the job generating it, which installs it when done
+
+
 def generate_host_keys(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
     """Generate the missing host keys of ``key_types`` with ssh-keygen, all at once."""
-    return start_host_keys(root, key_types, comment)()
+    return start_host_keys(root, key_types, comment)().made
 
 
 def start_host_keys(
@@ -287,15 +293,18 @@ def start_host_keys(
     comment: str,
     *,
     staged_timeout: float = 300.0,
-) -> Callable[[], list[str]]:
+    defer: bool = False,
+) -> Callable[[], HostKeys]:
     """Start ssh-keygen for the missing host keys of ``key_types`` (one process per type, side
     by side); the function returned waits for them, sets owners and modes, and returns the
     keys made (ToolError if one failed). The caller may do other work in between.
 
     A type the local stage already started in the background (:mod:`hostkeys`) is taken from
-    there instead, waiting at most ``staged_timeout`` seconds; if that job failed or is late,
-    the error is reported and the key is generated here after all. Staged types nobody wants
-    (not in ``key_types``, or the key exists) are thrown away."""
+    there instead, waiting at most ``staged_timeout`` seconds (``hostkeys.FAST_TIMEOUT`` for
+    ed25519 and ecdsa); if that job failed or is late, the error is reported and the key is
+    generated here after all. With ``defer``, a slow type (RSA, DSA) whose job is still running
+    is not waited for: the job installs it when done (``HostKeys.deferred``). Staged types
+    nobody wants (not in ``key_types``, or the key exists) are thrown away."""
     for key_type in key_types:
         if key_type not in HOST_KEY_TYPES:
             raise ConfigError(f"unknown SSH host key type {key_type!r} (use rsa, ecdsa, ed25519)")
@@ -313,22 +322,31 @@ def start_host_keys(
     hostkeys.discard(root, sorted(staged - set(wanted)))
     jobs = [(t, _keygen(root, t, comment)) for t in wanted if t not in staged]
 
-    def finish() -> list[str]:
+    def finish() -> HostKeys:
         made: list[str] = []
+        deferred: list[str] = []
         errors: list[str] = []
         mode, group = _private_key_mode(root)
         late: list[tuple[str, subprocess.Popen[bytes]]] = []
-        for key_type in wanted:
-            if key_type not in staged:
+        # The fast types first: by the time they are in place a slow one may be done too.
+        for key_type in sorted(
+            (t for t in wanted if t in staged), key=lambda t: t in hostkeys.SLOW_TYPES
+        ):
+            path = host_key_path(key_type)
+            slow = key_type in hostkeys.SLOW_TYPES
+            group_name = str(group) if mode != 0o600 else ""
+            if defer and slow and hostkeys.defer(root, key_type, path, comment, group_name):
+                deferred.append(path)
                 continue
             try:
-                hostkeys.take(root, key_type, host_key_path(key_type), comment, staged_timeout)
+                timeout = staged_timeout if slow else min(staged_timeout, hostkeys.FAST_TIMEOUT)
+                hostkeys.take(root, key_type, path, comment, timeout)
             except ToolError as err:
                 errors.append(f"{err}; generated again")
                 late.append((key_type, _keygen(root, key_type, comment)))
                 continue
             _set_modes(root, key_type, mode, group)
-            made.append(host_key_path(key_type))
+            made.append(path)
         for key_type, proc in jobs + late:
             _, stderr = proc.communicate()
             if proc.returncode != 0:
@@ -336,10 +354,16 @@ def start_host_keys(
                 continue
             _set_modes(root, key_type, mode, group)
             made.append(host_key_path(key_type))
-        hostkeys.discard(root, [])  # the staging directory, once empty
+        if not deferred:
+            hostkeys.discard(root, [])  # the staging directory, once empty
         if errors:
+            if deferred:
+                errors.append(f"still being generated in the background: {', '.join(deferred)}")
             raise ToolError("cannot generate SSH host keys: " + "; ".join(errors))
-        return sorted(made, key=lambda p: wanted.index(p.rsplit("ssh_host_", 1)[1][: -len("_key")]))
+        order = {host_key_path(t): i for i, t in enumerate(wanted)}
+        return HostKeys(
+            sorted(made, key=order.__getitem__), sorted(deferred, key=order.__getitem__)
+        )
 
     return finish
 
