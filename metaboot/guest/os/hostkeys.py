@@ -318,20 +318,20 @@ def defer(root: Root, key_type: str, target: str, comment: str, group: str = "")
     has already ended, and the caller must :func:`take` the key itself (which also reports a
     job that failed or died)."""
     live = "live" if root.is_live else ""
-    return _mark(root, key_type, f"{root.path(target)}\n{comment}\n{group}\n{live}\n")
+    return _mark(root, key_type, f"{root.host_path(target)}\n{comment}\n{group}\n{live}\n")
 
 
 def _mark(root: Root, key_type: str, content: str) -> bool:
     path = staged_key(key_type)
     marker = f"{path}.adopt"
     root.write_file(f"{marker}.new", content, mode=0o600)
-    os.replace(root.path(f"{marker}.new"), root.path(marker))
+    os.replace(root.host_path(f"{marker}.new"), root.host_path(marker))
     # The job looks for the marker only after writing its status: no status yet, and the job
     # still running, means it will find the marker.
     if not root.read_text(f"{path}.status", default="").strip() and _running(root, key_type):
         return True
     try:  # it ended meanwhile: take the marker back, unless the job claimed it first
-        os.remove(root.path(marker))
+        os.remove(root.host_path(marker))
     except FileNotFoundError:
         return True
     return False
