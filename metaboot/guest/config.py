@@ -260,23 +260,23 @@ def load(root: Root, extra: str | None = None, *, remember: bool = False) -> Age
         sources.append((extra, extra))
     stamp = _stamp(sources) if remember else None
     if stamp is not None:
-        cached = _recall(root, stamp)
+        cached = _recall(root, layout.AGENT_CONFIG_CACHE, "stamp", stamp)
         if cached is not None:
             return cached
     texts = _read(sources)
     key = _content_key(texts) if remember else None
-    result = _recall_parsed(root, key) if key is not None else None
+    result = _recall(root, layout.AGENT_CONFIG_PARSED, "key", key) if key is not None else None
     if result is None:
         result = _parse_all(texts)
         if key is not None:
-            _remember_parsed(root, key, result)
+            _remember(root, layout.AGENT_CONFIG_PARSED, "key", key, result)
     system_info = result.cfg.get("system_info")
     if not (isinstance(system_info, Mapping) and "default_user" in system_info):
         fallback = distro_default_user(root)
         if fallback is not None:
             result.cfg = merge(result.cfg, {"system_info": {"default_user": fallback}})
     if stamp is not None:
-        _remember(root, stamp, result)
+        _remember(root, layout.AGENT_CONFIG_CACHE, "stamp", stamp, result)
     return result
 
 
@@ -288,8 +288,8 @@ def prime(root: Root) -> bool:
     key = _content_key(texts)
     if key is None:
         return False
-    _remember_parsed(root, key, _parse_all(texts))
-    return _recall_parsed(root, key) is not None
+    _remember(root, layout.AGENT_CONFIG_PARSED, "key", key, _parse_all(texts))
+    return _recall(root, layout.AGENT_CONFIG_PARSED, "key", key) is not None
 
 
 def _read(sources: list[tuple[str, str]]) -> list[tuple[str, bytes | None, str]]:
@@ -331,31 +331,6 @@ def _content_key(texts: list[tuple[str, bytes | None, str]]) -> str | None:
     return sha256_hex(b"\0".join(parts))
 
 
-def _recall_parsed(root: Root, key: str) -> AgentConfig | None:
-    try:
-        doc = json.loads(root.read_bytes(layout.AGENT_CONFIG_PARSED))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
-        return None
-    cfg, files, problems = doc.get("cfg"), doc.get("files"), doc.get("problems")
-    if not (isinstance(cfg, dict) and isinstance(files, list) and isinstance(problems, list)):
-        return None
-    return AgentConfig(cfg=cfg, files=files, problems=problems)
-
-
-def _remember_parsed(root: Root, key: str, result: AgentConfig) -> None:
-    doc = {"key": key, "cfg": result.cfg, "files": result.files, "problems": result.problems}
-    try:
-        text = json.dumps(doc, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return  # YAML gave something JSON cannot hold (a date, …): parse it again next time
-    if json.loads(text)["cfg"] != result.cfg:
-        return
-    with contextlib.suppress(OSError):  # only a cache: a lost one is parsed again
-        volatile.write(root, layout.AGENT_CONFIG_PARSED, text, 0o600)
-
-
 def _stamp(sources: list[tuple[str, str]]) -> list[Any] | None:
     """What identifies the files read, or None when one cannot be looked at (no caching)."""
     stamp: list[Any] = [__version__, DEFAULTS]  # and the defaults the files apply over
@@ -368,12 +343,13 @@ def _stamp(sources: list[tuple[str, str]]) -> list[Any] | None:
     return stamp
 
 
-def _recall(root: Root, stamp: list[Any]) -> AgentConfig | None:
+def _recall(root: Root, guest_path: str, name: str, value: Any) -> AgentConfig | None:
+    """The result kept at ``guest_path`` if its ``name`` (the stamp or the key) is ``value``."""
     try:
-        doc = json.loads(root.read_bytes(layout.AGENT_CONFIG_CACHE))
+        doc = json.loads(root.read_bytes(guest_path))
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("stamp") != stamp:
+    if not isinstance(doc, dict) or doc.get(name) != value:
         return None
     cfg, files, problems = doc.get("cfg"), doc.get("files"), doc.get("problems")
     if not (isinstance(cfg, dict) and isinstance(files, list) and isinstance(problems, list)):
@@ -381,16 +357,16 @@ def _recall(root: Root, stamp: list[Any]) -> AgentConfig | None:
     return AgentConfig(cfg=cfg, files=files, problems=problems)
 
 
-def _remember(root: Root, stamp: list[Any], result: AgentConfig) -> None:
-    doc = {"stamp": stamp, "cfg": result.cfg, "files": result.files, "problems": result.problems}
+def _remember(root: Root, guest_path: str, name: str, value: Any, result: AgentConfig) -> None:
+    doc = {name: value, "cfg": result.cfg, "files": result.files, "problems": result.problems}
     try:
         text = json.dumps(doc, separators=(",", ":"))
     except (TypeError, ValueError):
         return  # YAML gave something JSON cannot hold (a date, …): parse it again next time
     if json.loads(text)["cfg"] != result.cfg:
         return
-    with contextlib.suppress(OSError):  # only a cache
-        volatile.write(root, layout.AGENT_CONFIG_CACHE, text, 0o600)
+    with contextlib.suppress(OSError):  # only a cache: a lost one is parsed again
+        volatile.write(root, guest_path, text, 0o600)
 
 
 def parse(text: bytes, label: str, problems: list[str]) -> dict[str, Any]:
