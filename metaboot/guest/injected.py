@@ -35,7 +35,6 @@ def write(root: Root, files: list[dict[str, str]]) -> tuple[list[str], list[str]
             problems.append(f"injected file {raw_path!r}: not a file path; not written")
             continue
         try:
-            root.makedirs(posixpath.dirname(path))
             root.write_file(path, content, mode=MODE, owner=0, group=0)
         except (OSError, ValueError) as err:
             problems.append(f"injected file {path}: {err}; not written")

@@ -19,10 +19,6 @@ MANIFEST = f"{STATE_DIR}/manifest.json"
 NEVER_REMOVE = frozenset({"/etc/resolv.conf"})  # a stale one still beats none
 
 
-def digest(data: bytes) -> str:
-    return sha256_hex(data)
-
-
 @dataclass
 class Manifest:
     instance_id: str | None = None
@@ -76,9 +72,9 @@ def apply(
     for path, data in sorted(files.items()):
         current = _read(root, path)
         if current == data:
-            new.files[path] = digest(data)
+            new.files[path] = sha256_hex(data)
             continue
-        if current is not None and old.files.get(path) != digest(current):
+        if current is not None and old.files.get(path) != sha256_hex(current):
             if same_instance and path in old.files:
                 out.messages.append(
                     f"{path}: changed since metaboot wrote it for this instance; left as it is"
@@ -90,7 +86,7 @@ def apply(
                 f"{path}: replaced a file metaboot had not written (kept as {saved})"
             )
         root.write_file(path, data, mode=modes.get(path, 0o644), owner=0, group=0)
-        new.files[path] = digest(data)
+        new.files[path] = sha256_hex(data)
         out.written.append(path)
     for path, recorded in sorted(old.files.items()):
         if path in files or path in NEVER_REMOVE:
@@ -100,7 +96,7 @@ def apply(
         current = _read(root, path)
         if current is None:
             continue
-        if digest(current) != recorded:
+        if sha256_hex(current) != recorded:
             out.messages.append(
                 f"{path}: stale, but changed since metaboot wrote it; left in place"
             )
