@@ -22,15 +22,16 @@ from tests.guest.helpers import ServerState, dead_url, metadata_server, tree
 
 
 @contextmanager
-def raw_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
-    """A one-request-at-a-time TCP server that writes ``answer(request)`` verbatim."""
+def accepting(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A TCP listener on loopback whose accepted connections go to ``handle`` (with the event
+    that says the server is stopping); stopped and closed on exit."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
+    listener.settimeout(0.1)
     stop = threading.Event()
 
     def serve() -> None:
-        listener.settimeout(0.1)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
@@ -38,14 +39,7 @@ def raw_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
                 continue
             except OSError:
                 return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(answer(data))
+            handle(conn, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -55,6 +49,24 @@ def raw_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
         stop.set()
         thread.join(2)
         listener.close()
+
+
+@contextmanager
+def raw_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
+    """A one-request-at-a-time TCP server that writes ``answer(request)`` verbatim."""
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            conn.sendall(answer(data))
+
+    with accepting(handle) as url:
+        yield url
 
 
 def test_split_url_handles_ipv6_zones() -> None:
@@ -210,14 +222,9 @@ def test_an_absurd_retry_after_is_capped() -> None:
 def keepalive_server() -> Iterator[tuple[str, list[list[bytes]]]]:
     """An HTTP/1.1 server that keeps each connection open for more requests; records, per
     connection, the requests it read."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.1)
-    stop = threading.Event()
     connections: list[list[bytes]] = []
 
-    def handle(conn: socket.socket, seen: list[bytes]) -> None:
+    def handle(conn: socket.socket, seen: list[bytes], stop: threading.Event) -> None:
         buffer = b""
         with conn:
             while not stop.is_set():
@@ -237,27 +244,16 @@ def keepalive_server() -> Iterator[tuple[str, list[list[bytes]]]]:
                 if closing:
                     return
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            seen: list[bytes] = []
-            connections.append(seen)
-            threading.Thread(target=handle, args=(conn, seen), daemon=True).start()
+    def accept(conn: socket.socket, stop: threading.Event) -> None:
+        seen: list[bytes] = []
+        connections.append(seen)
+        threading.Thread(target=handle, args=(conn, seen, stop), daemon=True).start()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
-    finally:
-        close_idle()
-        stop.set()
-        thread.join(2)
-        listener.close()
+    with accepting(accept) as url:
+        try:
+            yield url, connections
+        finally:
+            close_idle()
 
 
 def test_gets_share_one_connection_puts_get_their_own() -> None:
