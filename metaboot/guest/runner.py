@@ -39,6 +39,7 @@ from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.state import State
 from metaboot.guest.status import StageRecorder, StatusStore
 from metaboot.guest.system import Root
+from metaboot.guest.writebehind import WriteBehind
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -93,6 +94,16 @@ class Runner:
     # ---- entry -------------------------------------------------------------------------
 
     def run(self, stages: list[Stage]) -> int:
+        # The boot's files are fsynced behind it; the last stage's sync_state waits for them.
+        self.root.write_behind = WriteBehind()
+        try:
+            return self._run(stages)
+        finally:
+            behind, self.root.write_behind = self.root.write_behind, None
+            for problem in behind.wait():  # written after the last stage's sync: rare
+                log.error("write-behind: %s", problem)
+
+    def _run(self, stages: list[Stage]) -> int:
         if stages and stages[0] == Stage.LOCAL:
             # A new boot: nothing found by an earlier one may be taken for this one's.
             self.root.remove(layout.BOOT_INSTANCE_FILE)
@@ -127,11 +138,9 @@ class Runner:
         return 1 if failed or self.agent.problems else 0
 
     def sync_state(self, rec: StageRecorder) -> None:
-        try:
-            self.state.sync()
-        except OSError as err:
-            log.error("cannot sync the semaphores: %s", err)
-            rec.error(f"cannot make this stage's semaphores durable: {err}")
+        for problem in self.state.sync():
+            log.error("write-behind: %s", problem)
+            rec.error(f"this boot's files and semaphores: {problem}")
 
     def run_stage(self, stage: Stage, rec: StageRecorder) -> None:
         if stage == Stage.LOCAL:

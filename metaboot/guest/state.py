@@ -46,6 +46,7 @@ class State:
     def __init__(self, root: Root) -> None:
         self.root = root
         self._unsynced: set[str] = set()  # semaphore directories written since the last sync
+        self._queued: set[str] = set()  # semaphores the write-behind queue has yet to write
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -82,19 +83,22 @@ class State:
 
     def has_run(self, name: str, frequency: Frequency, instance_id: str) -> bool:
         path = self._semaphore(name, frequency, instance_id)
-        return path is not None and self.root.exists(path)
+        return path is not None and (path in self._queued or self.root.exists(path))
 
     def mark(self, name: str, frequency: Frequency, instance_id: str, result: str) -> None:
         """Leave the semaphore (made durable by :meth:`sync`).
 
-        A semaphore only says "done": it is written after the module's own files, which are
-        fsynced, and nothing reads what it holds — its name is the answer. So it is written in
-        place, as cloud-init writes its own, with no temporary file to rename (a rename each
-        was a quarter of a first boot's), and gets no fsync of its own — one per file was half
-        the fsyncs of a first boot — :meth:`sync` makes every semaphore of a stage durable at
-        once. A crash before that can only make a module run again, as it would had the crash
-        come a moment earlier (cloud-init never syncs its semaphores at all); a crash during
-        the write leaves a semaphore whose text is cut short, which says "done" all the same."""
+        A semaphore only says "done": nothing reads what it holds, its name is the answer. It
+        must never reach the disk before the files the module wrote, and no later: so under
+        the root's write-behind it is created by the queue, after their fsyncs (see
+        :mod:`metaboot.guest.writebehind`); without one, those files were fsynced before
+        they were renamed into place, and it is created now. Either way it is written in
+        place, as cloud-init writes its own, with no temporary file to rename, and gets no
+        fsync of its own: :meth:`sync` makes every semaphore of a process durable at once,
+        one fsync per directory. A crash before that can only make a module run again, as it
+        would had the crash come a moment earlier (cloud-init never syncs its semaphores at
+        all); a crash during the write leaves a semaphore whose text is cut short, which says
+        "done" all the same."""
         path = self._semaphore(name, frequency, instance_id)
         if path is None:
             return
@@ -102,26 +106,34 @@ class State:
         host = self.root.host_path(path)
         directory = os.path.dirname(host)
         self.root.makedirs_host(directory)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(host, flags, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, (json.dumps(record) + "\n").encode())
-        finally:
-            os.close(fd)
+        text = (json.dumps(record) + "\n").encode()
         self._unsynced.add(path.rsplit("/", 1)[0])
+        behind = self.root.write_behind
+        if behind is None:
+            _write_semaphore(host, text)
+            return
+        self._queued.add(path)
+        behind.then(lambda: _write_semaphore(host, text), f"semaphore {path}")
 
-    def sync(self) -> None:
-        """Make the semaphores written since the last call durable: one fsync per directory
-        commits their names (a file whose content did not reach the disk still exists, which
-        is all a semaphore has to say)."""
+    def sync(self) -> list[str]:
+        """Make the semaphores written since the last call durable: first whatever the
+        write-behind queue still holds (files, then the semaphores behind them), then one
+        fsync per directory, which commits their names (a file whose content did not reach
+        the disk still exists, which is all a semaphore has to say). Returns the problems: files
+        that could not be synced, semaphores not written, directories not synced."""
+        problems = self.root.write_behind.wait() if self.root.write_behind is not None else []
+        self._queued.clear()
         for directory in sorted(self._unsynced):
-            fd = os.open(self.root.host_path(directory), os.O_RDONLY | os.O_DIRECTORY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(self.root.host_path(directory), os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as err:
+                problems.append(f"cannot sync {directory}: {err.strerror or err}")
         self._unsynced.clear()
+        return problems
 
     # ---- the instance found this boot (shared by the stage processes) ------------------
 
@@ -136,6 +148,16 @@ class State:
             return decode_instance(doc["data"]), bool(doc.get("new_instance"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _write_semaphore(host: str, text: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(host, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text)
+    finally:
+        os.close(fd)
 
 
 def encode_instance(data: InstanceData) -> dict[str, Any]:

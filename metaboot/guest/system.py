@@ -4,7 +4,8 @@ The agent never touches ``/`` directly. Every guest path goes through a :class:`
 same code configures a live system (``Root("/")``), a mounted image or a test's temporary tree.
 Paths are resolved the way ``chroot`` would see them: an absolute symlink inside the tree points
 inside the tree, and ``..`` never climbs out of it. Writes are atomic (temporary file, fsync,
-rename) and always set mode and ownership explicitly.
+rename) and always set mode and ownership explicitly; while a boot runs, the fsync of most files
+comes after the rename, on a background thread (see :mod:`metaboot.guest.writebehind`).
 
 Paths are plain strings inside: ``pathlib`` (which loads ``urllib.parse`` too) is imported only
 by code that asks for a ``Path`` (:meth:`Root.path`, :attr:`Root.base`), not by a boot stage
@@ -23,6 +24,8 @@ TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
+
+    from metaboot.guest.writebehind import WriteBehind
 
 _MAX_SYMLINKS = 40
 # lstat errors that mean "not a symlink here" (pathlib's is_symlink() answers False for them).
@@ -62,6 +65,8 @@ class Root:
     def __init__(self, base: str | os.PathLike[str] = "/") -> None:
         self._base = os.path.normpath(os.path.abspath(os.fspath(base)))
         self._prefix = "" if self._base == "/" else self._base
+        # Set by the runner for a boot: files are fsynced behind it (see write_file).
+        self.write_behind: WriteBehind | None = None
 
     def __repr__(self) -> str:
         return f"Root({self._base!r})"
@@ -251,9 +256,16 @@ class Root:
         owner: str | int | None = None,
         group: str | int | None = None,
         append: bool = False,
+        critical: bool = False,
     ) -> str:
         """Write a file atomically; ``mode=None`` keeps an existing file's mode (else 0644).
-        Returns the host path."""
+        Returns the host path.
+
+        With :attr:`write_behind` set, the file replaces the old one at once and is fsynced
+        behind the boot, before any semaphore queued after it; a crash before then can leave
+        it empty, and the module that wrote it runs again. ``critical`` files, which other
+        programs read before the agent could run again, are fsynced before they replace the
+        old file whatever the mode."""
         data = content.encode("utf-8") if isinstance(content, str) else content
         target = self._resolve(os.fspath(guest_path), False)
         self.makedirs_host(os.path.dirname(target))
@@ -267,19 +279,29 @@ class Root:
                 data = handle.read() + data
         if mode is None:
             mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o644
+        behind = None if critical else self.write_behind
         fd, tmp = temporary_file(target)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            if owner is None and group is None and existing is not None:
-                if (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
-                    self._chown_raw(tmp, existing.st_uid, existing.st_gid)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if behind is None:
+                    os.fsync(fd)
+                os.fchmod(fd, mode)
+                if owner is None and group is None and existing is not None:
+                    if (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
+                        self._chown_raw(tmp, existing.st_uid, existing.st_gid)
+                else:
+                    self._chown(tmp, owner, group)
+                os.replace(tmp, target)
+            except BaseException:
+                os.close(fd)
+                raise
+            if behind is None:
+                os.close(fd)
             else:
-                self._chown(tmp, owner, group)
-            os.replace(tmp, target)
+                behind.fsync(fd, guest_path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -41,7 +41,7 @@ import select
 import time
 from collections.abc import Callable, Sequence
 
-from metaboot.guest import layout
+from metaboot.guest import layout, volatile
 from metaboot.guest.os import spawn
 from metaboot.guest.os.hostnames import current_hostname
 from metaboot.guest.os.tools import ToolError
@@ -202,7 +202,8 @@ def start(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
             pid = spawn.detached(["sh", "-c", _JOB, "sh", key_type, comment, host_path])
         except OSError:
             break
-        root.write_file(f"{path}.pgid", f"{pid}\n", mode=0o600)
+        # A process group means nothing after a reboot: no fsync (volatile.write).
+        volatile.write(root, f"{path}.pgid", f"{pid}\n", 0o600)
         started.append(key_type)
     return started
 

@@ -107,5 +107,6 @@ def update_local_entry(text: str, hostname: str, fqdn: str | None) -> str:
 def write_hosts(root: Root, text: str) -> bool:
     if root.read_text(HOSTS_FILE, default="") == text:
         return False
-    root.write_file(HOSTS_FILE, text, mode=None)
+    # critical: every program resolving localhost reads it, from early boot on.
+    root.write_file(HOSTS_FILE, text, mode=None, critical=True)
     return True

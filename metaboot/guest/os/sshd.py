@@ -172,11 +172,13 @@ def set_options(root: Root, options: Mapping[str, Value], dropin: str = DROPIN) 
     updated = apply_options(current, options)
     if updated == current:
         return ConfigChange(target, False)
+    # critical: sshd reads it at its next start, whether or not the agent has run again by
+    # then; an empty file after a crash would leave sshd on its defaults.
     if target == dropin:
         root.makedirs(posixpath.dirname(posixpath.normpath(dropin)))
-        root.write_file(target, updated, mode=0o644, owner=0, group=0)
+        root.write_file(target, updated, mode=0o644, owner=0, group=0, critical=True)
     else:
-        root.write_file(target, updated, mode=None)
+        root.write_file(target, updated, mode=None, critical=True)
     return ConfigChange(target, True)
 
 

@@ -61,12 +61,14 @@ def write_rules(root: Root, user: str, rules: Sequence[str]) -> list[str]:
     block = render_block(user, rules)
     root.makedirs(SUDOERS_DIR, mode=0o750)
     current = root.read_text(RULES_FILE, default="")
-    root.write_file(RULES_FILE, replace_block(current, user, block), mode=0o440, owner=0, group=0)
+    # critical: sudo reads these whenever it runs; /etc/sudoers empty would lock out root.
+    text = replace_block(current, user, block)
+    root.write_file(RULES_FILE, text, mode=0o440, owner=0, group=0, critical=True)
     if root.exists(SUDOERS):
         sudoers = root.read_text(SUDOERS)
         if not includes_dir(sudoers):
             addition = f"\n# Added by metaboot for {RULES_FILE}\n#includedir {SUDOERS_DIR}\n"
-            root.write_file(SUDOERS, sudoers + addition, mode=None)
+            root.write_file(SUDOERS, sudoers + addition, mode=None, critical=True)
     else:
         # Creating /etc/sudoers would clash with the sudo package's own file when it is
         # installed later; the rules wait in sudoers.d until then.
