@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "uvloop", "httptools", "pycdlib", "cryptography")
 SERVER_PARTS = ("metaboot.service", "metaboot.registry", "metaboot.proxy", "metaboot.drive")
 
@@ -43,3 +45,44 @@ def test_netguard_refuses_raw_frames_from_the_machines_namespace() -> None:
         pytest.raises(PermissionError),
     ):
         sock.sendto(b"\0" * 28, ("lo", 0x0800, 0, 0, b"\xff" * 6))
+
+
+GUARD_PROBE = """
+import _socket, sys
+def refused(make):
+    try:
+        make().connect(("169.254.169.254", 80))
+    except PermissionError:
+        return "refused"
+    except OSError as err:
+        return f"not refused: {err}"
+    return "not refused: connected"
+print(refused(lambda: _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)))
+import socket
+print(refused(socket.socket))
+print(socket.socket.__mro__[1].__name__)
+"""
+
+
+@pytest.mark.netns
+def test_netguard_guards_the_socket_type_the_agent_uses_directly() -> None:
+    """The agent's HTTP client makes its sockets from ``_socket`` (no ``socket.py``): the guard
+    refuses there too, and ``socket.socket``, imported afterwards, inherits the refusal. The
+    probe runs in a namespace of its own with no route anywhere, declared the "machine's own"
+    to the guard: were the guard to let a connection through, nothing could leave."""
+    import os
+    from pathlib import Path
+
+    netguard = Path(__file__).parent / "netguard"
+    probe = (
+        'METABOOT_HOST_NETNS="$(readlink /proc/self/ns/net)" '
+        f'PYTHONPATH={netguard} exec "$0" -c "$1"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--net", "sh", "-c", probe, sys.executable, GUARD_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "METABOOT_HOST_NETNS"},
+    )
+    assert proc.stdout.split("\n")[:3] == ["refused", "refused", "GuardedSocket"]

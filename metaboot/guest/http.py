@@ -17,8 +17,9 @@ lease before its address goes away).
 
 from __future__ import annotations
 
+import _socket
+import io
 import re
-import socket
 import time
 from collections.abc import Callable, Mapping
 
@@ -142,7 +143,7 @@ def request(
         # An ASCII host goes to getaddrinfo as bytes: given a str, CPython first loads the
         # IDNA codec (with stringprep and unicodedata), ~1 ms of every boot.
         target = host.encode("ascii") if host.isascii() else host
-        sock = socket.create_connection((target, port), timeout=timeout)  # type: ignore[arg-type]
+        sock = _connect(target, port, timeout)
     except (OSError, ValueError) as err:
         raise TransportError(f"{url}: {_reason(err)}") from None
     conn = _Connection(sock)
@@ -159,10 +160,42 @@ def request(
     return response
 
 
+def _connect(host: bytes | str, port: int, timeout: float) -> _socket.socket:
+    """``socket.create_connection`` without ``socket.py``, whose enums and ``selectors`` cost
+    more to import than this whole client: each address of ``host`` in turn, until one
+    connects; the last error if none does."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as err:
+            sock.close()
+            error = err
+            continue
+        return sock
+    raise error or OSError(f"no address for {host!r}")
+
+
+class _SocketReader(io.RawIOBase):
+    """The raw stream under a connection's buffered reader (what ``socket.makefile("rb")``
+    builds on, from ``socket.py``)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._sock.recv_into(buffer)
+
+
 class _Connection:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
-        self.stream = sock.makefile("rb")
+        self.stream = io.BufferedReader(_SocketReader(sock))
 
     def close(self) -> None:
         self.stream.close()
@@ -203,7 +236,7 @@ def _host_header(host: str, port: int) -> str:
 
 
 def _reason(err: BaseException) -> str:
-    if isinstance(err, TimeoutError | socket.timeout):
+    if isinstance(err, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
     if isinstance(err, OSError) and err.strerror:
         return err.strerror.lower()

@@ -9,8 +9,9 @@ the address is the test's own and traffic is allowed.
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
+import sys
 
 _FORBIDDEN = ("169.254.169.254", "fe80::a9fe:a9fe")
 
@@ -39,36 +40,51 @@ def _forbidden(address: object) -> bool:
     return False
 
 
+def _refuse_connect(address: object) -> None:
+    if _forbidden(address):
+        raise PermissionError(f"metaboot tests: refusing to connect to {address!r}")
+
+
+def _refuse_send(sock: _socket.socket, address: object) -> None:
+    if sock.family == getattr(_socket, "AF_PACKET", None):
+        raise PermissionError(
+            "metaboot tests: refusing to send raw frames from the machine's own namespace"
+        )
+    if _forbidden(address):
+        raise PermissionError(f"metaboot tests: refusing to send to {address!r}")
+
+
 def install() -> None:
-    if getattr(socket.socket, "_metaboot_guarded", False) or not _in_initial_netns():
+    """Guard ``_socket.socket``, the type every Python socket is made from: the agent's HTTP
+    client uses it directly (``socket.py`` is a larger import than the client), and
+    ``socket.socket`` derives from it when ``socket.py`` is imported after this. Where
+    ``socket.py`` was imported before, its class gets the same guarded methods."""
+    if getattr(_socket.socket, "_metaboot_guarded", False) or not _in_initial_netns():
         return
-    original_connect = socket.socket.connect
-    original_connect_ex = socket.socket.connect_ex
-    original_sendto = socket.socket.sendto
+    base = _socket.socket
 
-    def connect(self: socket.socket, address: object) -> None:
-        if _forbidden(address):
-            raise PermissionError(f"metaboot tests: refusing to connect to {address!r}")
-        original_connect(self, address)  # type: ignore[arg-type]
+    class GuardedSocket(base):  # type: ignore[misc,valid-type]
+        __slots__ = ()
+        _metaboot_guarded = True
 
-    def connect_ex(self: socket.socket, address: object) -> int:
-        if _forbidden(address):
-            raise PermissionError(f"metaboot tests: refusing to connect to {address!r}")
-        return original_connect_ex(self, address)  # type: ignore[arg-type]
+        def connect(self, address: object) -> None:
+            _refuse_connect(address)
+            base.connect(self, address)
 
-    def sendto(self: socket.socket, *args: object) -> int:
-        if self.family == getattr(socket, "AF_PACKET", None):
-            raise PermissionError(
-                "metaboot tests: refusing to send raw frames from the machine's own namespace"
-            )
-        if _forbidden(args[-1]):
-            raise PermissionError(f"metaboot tests: refusing to send to {args[-1]!r}")
-        return original_sendto(self, *args)  # type: ignore[call-overload,no-any-return]
+        def connect_ex(self, address: object) -> int:
+            _refuse_connect(address)
+            return base.connect_ex(self, address)  # type: ignore[no-any-return]
 
-    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
-    socket.socket.sendto = sendto  # type: ignore[method-assign,assignment]
-    socket.socket._metaboot_guarded = True  # type: ignore[attr-defined]
+        def sendto(self, *args: object) -> int:
+            _refuse_send(self, args[-1])
+            return base.sendto(self, *args)  # type: ignore[no-any-return]
+
+    _socket.socket = GuardedSocket  # type: ignore[misc]
+    module = sys.modules.get("socket")
+    if module is not None and not getattr(module.socket, "_metaboot_guarded", False):
+        for name in ("connect", "connect_ex", "sendto"):
+            setattr(module.socket, name, getattr(GuardedSocket, name))
+        module.socket._metaboot_guarded = True
 
 
 install()
