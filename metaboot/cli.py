@@ -69,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = not as_program and gc.isenabled()
     if command == "init":
         _without_cycle_collector()
+        # Before any agent module imports json: its patterns compiled on first use (four of
+        # its six serve only its pure-Python fallbacks; see metaboot.guest.lazyre).
+        from metaboot.guest import lazyre
+
+        lazyre.import_module("json")
     try:
         module = importlib.import_module(COMMANDS[command][0])
         code = int(module.main(command, rest))
