@@ -636,6 +636,7 @@ class Runner:
                 rec.error(message)
             return result
         report = Report()
+        self.root.forget_paths()  # the last module may have run commands: see Root._resolve
         ctx = ModuleContext(
             cfg=cfg,
             instance=instance,

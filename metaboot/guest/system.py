@@ -67,6 +67,8 @@ class Root:
         self._prefix = "" if self._base == "/" else self._base
         # Set by the runner for a boot: files are fsynced behind it (see write_file).
         self.write_behind: WriteBehind | None = None
+        # Guest directories seen to exist with no symlink on the way: see _resolve.
+        self._plain: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Root({self._base!r})"
@@ -106,10 +108,34 @@ class Root:
         agent maps a few hundred paths per boot, and a Path object each is measurable."""
         return self._resolve(os.fspath(guest_path), follow)
 
+    def forget_paths(self) -> None:
+        """Forget which directories were seen free of symlinks (see :meth:`_resolve`): called
+        whenever something other than the agent's own writes may have changed the tree (a
+        command ran; a new module starts)."""
+        self._plain.clear()
+
     def _resolve(self, guest_path: str, follow: bool) -> str:
         # Plain strings and one lstat per component: the agent maps a few hundred paths per
         # boot, and building a pathlib object per component cost more than the system calls.
+        # A directory whose every component was seen to exist and not be a symlink maps to
+        # itself under the root, and is remembered: later paths in it need no lstat but their
+        # last component's (none at all when it is not followed). The agent's own writes never
+        # turn a directory into a symlink (a rename onto a directory fails); anything else
+        # that might, a command or the next module, comes after forget_paths().
         parts = [p for p in guest_path.split("/") if p and p != "."]
+        if parts and ".." not in parts:
+            parent = "/".join(parts[:-1])
+            if not parent or parent in self._plain:
+                host = self._prefix + "/" + "/".join(parts)
+                if not follow:
+                    return host
+                try:
+                    if not stat.S_ISLNK(os.lstat(host).st_mode):
+                        return host
+                except OSError as err:
+                    if err.errno not in _NOT_THERE:
+                        raise
+                    return host
         parts.reverse()  # a stack: the next component is at the end
         prefix = self._prefix
         resolved: list[str] = []
@@ -125,8 +151,10 @@ class Root:
                 continue
             if (parts or follow) and not missing:
                 candidate = prefix + "/" + "/".join((*resolved, part))
+                seen = False
                 try:
                     is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+                    seen = True
                 except OSError as err:
                     if err.errno not in _NOT_THERE:
                         raise
@@ -144,6 +172,8 @@ class Root:
                     new = [p for p in target.split("/") if p and p != "."]
                     parts.extend(reversed(new))
                     continue
+                if seen and not hops and parts:
+                    self._plain.add("/".join((*resolved, part)))
             resolved.append(part)
         if not resolved:
             return prefix or "/"
@@ -360,11 +390,14 @@ class Root:
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
-        return subprocess.run(
-            list(argv),
-            input=input,
-            env=full_env,
-            check=check,
-            capture_output=True,
-            timeout=timeout,
-        )
+        try:
+            return subprocess.run(
+                list(argv),
+                input=input,
+                env=full_env,
+                check=check,
+                capture_output=True,
+                timeout=timeout,
+            )
+        finally:
+            self.forget_paths()

@@ -117,11 +117,13 @@ def test_path_mapping_matches_the_pathlib_reference(tree: Path) -> None:
         "relative/etc",
     ]
     root = Root(tree)
-    for guest in paths:
-        for follow in (False, True):
-            assert root.path(guest, follow=follow) == reference_path(tree, guest, follow), guest
-            host = root.host_path(guest, follow=follow)  # the same mapping, as a str
-            assert isinstance(host, str) and Path(host) == root.path(guest, follow=follow)
+    for _ in ("the walk", "the directories it remembered"):
+        for guest in paths:
+            for follow in (False, True):
+                expected = reference_path(tree, guest, follow)
+                assert root.path(guest, follow=follow) == expected, guest
+                host = root.host_path(guest, follow=follow)  # the same mapping, as a str
+                assert isinstance(host, str) and Path(host) == root.path(guest, follow=follow)
     with pytest.raises(OSError, match="too many levels"):
         root.path("/loop-a/x")
     assert Root("/").path("/etc//hostname") == Path("/etc/hostname")
@@ -161,3 +163,26 @@ def test_reads_through_the_string_mapping_behave_like_pathlibs(tree: Path) -> No
     assert root.listdir("/missing") == []
     (tree / "etc/crlf").write_bytes(b"a\r\nb\r\n")
     assert root.read_text("/etc/crlf") == (tree / "etc/crlf").read_text(encoding="utf-8")
+
+
+def test_a_directory_turned_into_a_link_is_followed_once_paths_are_forgotten(tree: Path) -> None:
+    """Root remembers directories seen free of links (no lstat for paths in them again);
+    forget_paths() — called before each module and after each command — drops that."""
+    (tree / "etc/ssh").mkdir()
+    (tree / "srv/ssh").mkdir(parents=True)
+    root = Root(tree)
+    assert root.path("/etc/ssh/sshd_config") == tree / "etc/ssh/sshd_config"
+    (tree / "etc/ssh").rmdir()
+    os.symlink("/srv/ssh", tree / "etc/ssh")  # absolute: the tree's /srv/ssh
+    root.forget_paths()
+    assert root.path("/etc/ssh/sshd_config") == tree / "srv/ssh/sshd_config"
+    assert root.path("/etc/ssh", follow=True) == tree / "srv/ssh"
+    assert root.path("/etc/ssh") == tree / "etc/ssh"  # the link itself, not followed
+
+
+def test_a_last_component_link_is_followed_even_in_a_remembered_directory(tree: Path) -> None:
+    root = Root(tree)
+    assert root.path("/etc/hostname", follow=True) == tree / "etc/hostname"  # /etc remembered
+    os.symlink("/etc/hostname", tree / "etc/other")
+    assert root.path("/etc/other", follow=True) == tree / "etc/hostname"
+    assert root.path("/etc/other") == tree / "etc/other"

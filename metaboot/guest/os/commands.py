@@ -108,6 +108,19 @@ class CommandRunner:
         label: str | None = None,
     ) -> int:
         """Run guest ``argv`` to completion; return its exit status (output to the output log)."""
+        try:
+            return self._run(argv, env=env, timeout=timeout, label=label)
+        finally:
+            self.root.forget_paths()  # the command may have changed the tree: Root._resolve
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+        label: str | None,
+    ) -> int:
         full = self.full_argv(argv)
         environment = self.environment(env)
         cwd = "/" if self.root.is_live else self.root.base_dir

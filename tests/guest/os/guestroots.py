@@ -53,7 +53,7 @@ root	ALL=(ALL:ALL) ALL
 @includedir /etc/sudoers.d
 """
 
-CHROOT_TOOLS = ("sh", "id", "touch", "cat", "env", "ls")
+CHROOT_TOOLS = ("sh", "id", "touch", "cat", "env", "ls", "ln", "rm")
 
 
 def _copy(src: str, dst: Path) -> None:

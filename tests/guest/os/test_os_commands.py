@@ -80,3 +80,16 @@ def test_output_log_symlink_is_refused(chroot_root: Root, tmp_path: Path) -> Non
     with pytest.raises(CommandFailed, match=r"cannot open /var/log/metaboot-output\.log"):
         CommandRunner(chroot_root).run(["/bin/sh", "-c", "echo hi"])
     assert outside.read_text() == "host file\n"
+
+
+def test_a_command_makes_the_root_forget_the_directories_it_saw(chroot_root: Root) -> None:
+    """What a guest command did to the tree is seen by the next path Root maps: a directory
+    it replaced by a link to an absolute path is followed inside the root."""
+    chroot_root.makedirs("/srv/data")
+    chroot_root.makedirs("/opt/app/conf")
+    assert chroot_root.host_path("/opt/app/conf/x") == f"{chroot_root.base_dir}/opt/app/conf/x"
+    status = CommandRunner(chroot_root).run(
+        ["/bin/sh", "-c", "rm -r /opt/app/conf && ln -s /srv/data /opt/app/conf"]
+    )
+    assert status == 0
+    assert chroot_root.host_path("/opt/app/conf/x") == f"{chroot_root.base_dir}/srv/data/x"
