@@ -199,7 +199,7 @@ def start(root: Root, key_types: Sequence[str], comment: str) -> list[str]:
             root.remove(f"{path}{suffix}")
         host_path = root.host_path(path)
         try:
-            pid = spawn.detached(["sh", "-c", _JOB, "sh", key_type, comment, host_path])
+            pid = spawn.detached(["/bin/sh", "-c", _JOB, "sh", key_type, comment, host_path])
         except OSError:
             break
         # A process group means nothing after a reboot: no fsync (volatile.write).
