@@ -341,6 +341,40 @@ def test_backups_are_the_old_files_themselves_with_no_copy_written(tmp_path: Pat
     assert leftovers == [".pwd.lock"]
 
 
+def test_every_new_file_is_written_before_any_replaces_its_old_one(tmp_path: Path) -> None:
+    """All FILE+ are written (and their writeback started) before the first fsync, so one
+    journal commit carries them: the four fsyncs come after the four writes, and a FILE+ that
+    cannot be written leaves every account file as it was, with no FILE+ behind."""
+    root = realistic_root(tmp_path / "root")
+    events: list[str] = []
+    real_fsync, real_open = os.fsync, os.open
+
+    def opening(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if str(path).endswith("+"):
+            events.append(f"write {os.path.basename(path)}")
+        return real_open(path, flags, mode, **kw)
+
+    def syncing(fd: int) -> None:
+        events.append(f"fsync {os.path.basename(os.readlink(f'/proc/self/fd/{fd}'))}")
+        real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "open", opening)
+        patch.setattr(os, "fsync", syncing)
+        apply(root, [lambda a: a.add_user(NewUser("solo"))], editor=True)
+    writes = [e for e in events if e.startswith("write")]
+    assert writes == ["write passwd+", "write shadow+", "write group+", "write gshadow+"]
+    assert events[:4] == writes and len(events) == 8
+
+    before = {name: root.read_bytes(f"/etc/{name}") for name in ("passwd", "shadow", "group")}
+    root.path("/etc/group+").mkdir()  # group+ cannot be written: EISDIR
+    with pytest.raises(accounts.ToolError):
+        apply(root, [lambda a: a.add_user(NewUser("other"))], editor=True)
+    assert {name: root.read_bytes(f"/etc/{name}") for name in before} == before
+    assert not root.path("/etc/passwd+").exists() and not root.path("/etc/shadow+").exists()
+    assert stray_locks(root) == []
+
+
 def test_a_file_with_another_name_is_backed_up_by_copy(tmp_path: Path) -> None:
     """A FILE that also has another name (a hard link kept elsewhere) is copied, as
     shadow-utils copies it: the other name must not become the backup's."""
