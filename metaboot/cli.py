@@ -8,12 +8,12 @@ Each target module exposes ``main(command: str, argv: list[str]) -> int``.
 from __future__ import annotations
 
 import gc
-import importlib
 import sys
 from collections.abc import Sequence
 
 from metaboot import __version__
 from metaboot.errors import MetabootError
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only (it costs a guest boot its import)
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         lazyre.import_module("json")
     try:
-        module = importlib.import_module(COMMANDS[command][0])
+        module = import_module(COMMANDS[command][0])
         code = int(module.main(command, rest))
         sys.stdout.flush()  # a reader that left shows here, not at interpreter exit
     except BrokenPipeError:

@@ -6,12 +6,12 @@ a first boot), optionally the logs, the machine-id (so clones do not share one) 
 
 from __future__ import annotations
 
-import importlib
 import shutil
 
 from metaboot.guest import layout
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
+from metaboot.imports import import_module
 
 
 @dataclass
@@ -64,7 +64,7 @@ def clean(
         _reset_machine_id(root, report)
     if seal:
         try:
-            image = importlib.import_module("metaboot.guest.image")
+            image = import_module("metaboot.guest.image")
         except ImportError:
             report.notes.append("--seal: image sealing is not installed; skipped")
         else:

@@ -6,7 +6,7 @@ a boot) for digests of a few hundred bytes. Same digest either way.
 
 from __future__ import annotations
 
-import importlib
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # mypy takes it as true; at run time typing is not imported
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def sha256_hex(data: bytes) -> str:
 def _sha256() -> Any:
     for name in ("_sha256", "_sha2"):  # 3.11 ; 3.12 and later
         try:
-            return importlib.import_module(name).sha256
+            return import_module(name).sha256
         except (ImportError, AttributeError):
             continue
     import hashlib

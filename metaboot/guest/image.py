@@ -42,7 +42,16 @@ MIN_PYTHON = (3, 11)
 
 # The parts of the package the agent runs. The server side (service, registry, proxy, drive)
 # needs libraries an image does not have and is left out.
-GUEST_PARTS = ("__init__.py", "cli.py", "client.py", "errors.py", "py.typed", "guest", "diskfs")
+GUEST_PARTS = (
+    "__init__.py",
+    "cli.py",
+    "client.py",
+    "errors.py",
+    "imports.py",
+    "py.typed",
+    "guest",
+    "diskfs",
+)
 
 LAUNCHER_TEXT = launcher_text(SITE_PACKAGES)
 

@@ -23,9 +23,10 @@ does that with its own.
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
+
+from metaboot import imports
 
 TYPE_CHECKING = False  # mypy takes it as true; at run time typing is not imported
 if TYPE_CHECKING:
@@ -74,9 +75,9 @@ def import_module(name: str) -> ModuleType:
     if found is not None:
         return found
     if re.compile is not _REAL_COMPILE:  # another thread is in here: import it plainly
-        return importlib.import_module(name)
+        return imports.import_module(name)
     re.compile = _deferred
     try:
-        return importlib.import_module(name)
+        return imports.import_module(name)
     finally:
         re.compile = _REAL_COMPILE

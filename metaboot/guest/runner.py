@@ -15,7 +15,6 @@ next one runs.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from metaboot.guest.state import State
 from metaboot.guest.status import StageRecorder, StatusStore
 from metaboot.guest.system import Root
 from metaboot.guest.writebehind import WriteBehind
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ class Runner:
             rec.event("network-config", 0.0, "apply_network_config is false")
             return
         try:
-            network = importlib.import_module("metaboot.guest.network")
+            network = import_module("metaboot.guest.network")
         except ImportError:
             rec.event("network-config", 0.0, "network rendering not installed")
             return

@@ -7,11 +7,11 @@ importing this package costs nothing beyond the table below.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules.base import Frequency, Module, Stage
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def load_module(name: str) -> Module:
                 f"module {name!r} is a cloud-init module metaboot does not provide"
             )
         raise UnknownModuleError(f"unknown module {name!r}")
-    module = importlib.import_module(f"{__name__}.{file}")
+    module = import_module(f"{__name__}.{file}")
     found: Module = module.MODULE
     return found
 

@@ -8,7 +8,6 @@ executable regular files only, every script runs even when one fails.
 from __future__ import annotations
 
 import os
-import shlex
 import stat
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +33,8 @@ def shellify(items: Any, key: str) -> str:
         if isinstance(item, str):
             lines.append(item)
         elif isinstance(item, list) and all(isinstance(w, (str, int, float)) for w in item):
+            import shlex  # only for commands given as lists: not every boot has one
+
             lines.append(" ".join(shlex.quote(str(word)) for word in item))
         else:
             raise ConfigError(

@@ -6,8 +6,6 @@ list) is put in front of each script, e.g. ``[timeout, 60]``.
 
 from __future__ import annotations
 
-import shlex
-
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_mapping, unknown_keys
 from metaboot.guest.modules._paths import vendor_scripts_dir
@@ -30,6 +28,8 @@ def handle(ctx: ModuleContext) -> None:
         return
     prefix = settings.get("prefix", [])
     if isinstance(prefix, str):
+        import shlex  # only for a prefix given as one string
+
         prefix = shlex.split(prefix)
     if not isinstance(prefix, list) or not all(
         isinstance(p, (str, int)) and not isinstance(p, bool) for p in prefix

@@ -8,7 +8,6 @@ Sources are imported only when tried.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +16,7 @@ from metaboot.errors import MetabootError
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def find(
         ctx = make_context(known)
         start = time.monotonic()
         try:
-            module = importlib.import_module(SOURCES[known][0])
+            module = import_module(SOURCES[known][0])
             data: InstanceData | None = module.read(ctx)
         except MetabootError as err:
             _close_idle()

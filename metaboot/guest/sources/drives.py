@@ -9,7 +9,6 @@ A seed directory is read as it is.
 
 from __future__ import annotations
 
-import importlib
 import os
 import posixpath
 import stat
@@ -20,6 +19,7 @@ from contextlib import contextmanager, suppress
 from metaboot.errors import MetabootError, SourceError
 from metaboot.guest.os import spawn
 from metaboot.guest.system import Root
+from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def blkid_by_label(label: str) -> list[str]:
 
 def _diskfs() -> Any | None:
     try:
-        return importlib.import_module("metaboot.diskfs")
+        return import_module("metaboot.diskfs")
     except ImportError:
         return None
 

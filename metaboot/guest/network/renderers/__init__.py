@@ -8,13 +8,13 @@ name). Names follow cloud-init's (``eni``, ``sysconfig``, ``netplan``, ``network
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from metaboot.guest.network.model import Network
 from metaboot.guest.system import Root
+from metaboot.imports import import_module
 
 # Renderer name -> its module in this package. A module is imported only when its renderer is
 # used: a boot pays for one (NetworkManager's needs uuid, netplan's needs PyYAML).
@@ -92,13 +92,13 @@ def choose(root: Root, configured: Sequence[str] | None) -> tuple[str | None, li
 
 def module(name: str) -> ModuleType:
     """The renderer called ``name`` (a canonical name), imported now if it was not yet."""
-    return importlib.import_module(f"{__name__}.{MODULES[name]}")
+    return import_module(f"{__name__}.{MODULES[name]}")
 
 
 def __getattr__(attribute: str) -> ModuleType:
     """``renderers.netplan`` and the like still work, importing the module on first use."""
     if attribute in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{attribute}")
+        return import_module(f"{__name__}.{attribute}")
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
