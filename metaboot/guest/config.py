@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
             "timeout": 5.0,
             "retries": 3,
             "crawl_ec2": False,
+            "pipelining": True,
         },
         "Ec2": {
             "metadata_urls": ["http://169.254.169.254"],

@@ -15,10 +15,11 @@ from metaboot.guest.http import (
     TransportError,
     close_idle,
     fetch,
+    get_pipelined,
     request,
     split_url,
 )
-from tests.guest.helpers import ServerState, dead_url, metadata_server, tree
+from tests.guest.helpers import UUID, ServerState, dead_url, metadata_server, tree
 
 
 @contextmanager
@@ -275,3 +276,118 @@ def test_a_kept_connection_the_server_closed_is_replaced() -> None:
     with raw_server(lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as url:
         assert [request("GET", url).body for _ in range(3)] == [b"ok", b"ok", b"ok"]
     close_idle()
+
+
+@contextmanager
+def batch_server(batch: int, close_after: int | None = None) -> Iterator[str]:
+    """A server that reads ``batch`` whole requests before it answers any — a client that waits
+    for each answer before sending the next request would wait forever — then answers them in
+    order, each with its path as the body; with ``close_after`` it closes the connection after
+    that many answers (``Connection: close`` on the last)."""
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while data.count(b"\r\n\r\n") < batch:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            heads = data.split(b"\r\n\r\n")[:batch]
+            for index, head in enumerate(heads, 1):
+                body = head.split(b" ", 2)[1]
+                last = close_after is not None and index == close_after
+                extra = b"Connection: close\r\n" if last else b""
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+                )
+                if last:
+                    return
+
+    with accepting(handle) as url:
+        try:
+            yield url
+        finally:
+            close_idle()
+
+
+def test_pipelined_gets_are_all_sent_before_the_first_answer_is_read() -> None:
+    with batch_server(4) as url:
+        urls = [f"{url}/doc/{i}" for i in range(4)]
+        answers = get_pipelined(urls, timeout=5)
+        assert [answers[u].body for u in urls] == [b"/doc/0", b"/doc/1", b"/doc/2", b"/doc/3"]
+
+
+def test_pipelined_gets_stop_where_the_server_closes_and_the_rest_can_be_asked_again() -> None:
+    with batch_server(3, close_after=1) as url:
+        urls = [f"{url}/a", f"{url}/b", f"{url}/c"]
+        answers = get_pipelined(urls, timeout=5)
+        assert list(answers) == [f"{url}/a"] and answers[f"{url}/a"].body == b"/a"
+
+
+def test_pipelining_is_not_tried_across_hosts_or_for_https_and_never_raises() -> None:
+    assert get_pipelined(["http://127.0.0.1:1/a", "http://127.0.0.2:1/b"]) == {}
+    assert get_pipelined(["https://127.0.0.1/a", "https://127.0.0.1/b"]) == {}
+    assert get_pipelined([f"{dead_url()}/a", f"{dead_url()}/b"], timeout=1) == {}
+
+
+def test_the_openstack_source_reads_its_documents_in_one_round_trip() -> None:
+    """The service answers /openstack at once, then holds every document request until all
+    five are in: only a source that writes them together (on the connection it probed with)
+    gets its instance data, from one connection."""
+    import os
+
+    from metaboot.guest import log as logger
+    from metaboot.guest.sources import openstack
+    from metaboot.guest.sources.detect import SourceContext
+    from metaboot.guest.system import Root
+
+    documents = tree()
+    connections: list[list[str]] = []
+
+    def answer(conn: socket.socket, path: str) -> None:
+        doc = documents.lookup(path)
+        body = doc.render(os.urandom) if doc is not None else b"not found"
+        status = b"200 OK" if doc is not None else b"404 Not Found"
+        conn.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        seen: list[str] = []
+        connections.append(seen)
+        held: list[str] = []
+        data = b""
+        with conn:
+            conn.settimeout(0.2)
+            while not stop.is_set():
+                while b"\r\n\r\n" in data:
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    path = head.split(b" ", 2)[1].decode()
+                    seen.append(path)
+                    if path == "/openstack":
+                        answer(conn, path)
+                    else:
+                        held.append(path)
+                if len(held) == len(openstack.DOCUMENTS):
+                    for path in held:
+                        answer(conn, path)
+                    held.clear()
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    return
+                data += chunk
+
+    settings = {"metadata_urls": [], "timeout": 2, "retries": 0, "max_wait": 0}
+    with accepting(handle) as url:
+        settings["metadata_urls"] = [url]
+        ctx = SourceContext(Root("/nonexistent"), settings, logger.get("test"))
+        data = openstack.read(ctx)
+        close_idle()
+    assert data is not None and data.instance_id == UUID
+    assert len(connections) == 1
+    names = [p.rsplit("/", 1)[1] for p in connections[0][1:]]
+    assert connections[0][0] == "/openstack" and names == list(openstack.DOCUMENTS)
+    assert data.user_data is not None and data.network_data is not None

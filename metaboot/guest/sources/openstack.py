@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from metaboot.errors import SourceError
-from metaboot.guest.http import RetryPolicy, TransportError, fetch
+from metaboot.guest.http import (
+    RETRY_STATUSES,
+    Response,
+    RetryPolicy,
+    TransportError,
+    fetch,
+    get_pipelined,
+)
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
 from metaboot.guest.sources.openstack_tree import pick_version, read_tree
 from metaboot.guest.sources.service import candidate_urls, probe
+
+# What read_tree reads from a service, in its order.
+DOCUMENTS = (
+    "meta_data.json",
+    "network_data.json",
+    "user_data",
+    "vendor_data.json",
+    "vendor_data2.json",
+)
 
 
 def read(ctx: SourceContext) -> InstanceData | None:
@@ -22,10 +38,21 @@ def read(ctx: SourceContext) -> InstanceData | None:
         clock=ctx.clock,
     )
 
+    version = pick_version(listing.body.decode("utf-8", "replace").splitlines())
+    # The documents read_tree asks for, in its order, asked for at once (one round trip);
+    # what does not come back that way, or comes back asking to retry, is asked for again.
+    early: dict[str, Response] = {}
+    if ctx.settings.get("pipelining", True):
+        early = get_pipelined(
+            [f"{base}/openstack/{version}/{name}" for name in DOCUMENTS], timeout=policy.timeout
+        )
+
     def get(path: str) -> bytes | None:
         url = f"{base}/{path}"
+        response = early.pop(url, None)
         try:
-            response = fetch("GET", url, policy)
+            if response is None or response.status in RETRY_STATUSES:
+                response = fetch("GET", url, policy)
         except TransportError as err:
             raise SourceError(str(err)) from None
         if response.status == 404:
@@ -34,7 +61,6 @@ def read(ctx: SourceContext) -> InstanceData | None:
             raise SourceError(f"{url}: HTTP {response.status}")
         return response.body
 
-    version = pick_version(listing.body.decode("utf-8", "replace").splitlines())
     data = read_tree(
         get,
         version,
