@@ -48,6 +48,11 @@ class PackageRegistry:
 
         return load_module(name)
 
+    def activated_by(self, name: str) -> tuple[str, ...] | None:
+        from metaboot.guest.modules import activated_by
+
+        return activated_by(name)
+
 
 @dataclass
 class ModuleEntry:
@@ -86,11 +91,23 @@ class Catalog:
                 self._loaded[name] = err
         return self._loaded[name]
 
-    def listed(self, stages: tuple[Stage, ...] = STAGE_ORDER) -> list[Module]:
-        """Every module the lists of ``stages`` name that exists, each once."""
+    def idle(self, name: str, cfg: Mapping[str, Any]) -> bool:
+        """True when the registry can tell, without loading the module called ``name``, that
+        ``cfg`` gives it nothing to do: none of the keys it needs is set."""
+        known = getattr(self.registry, "activated_by", None)
+        keys: tuple[str, ...] | None = known(name) if known is not None else None
+        return keys is not None and bool(keys) and not any(key in cfg for key in keys)
+
+    def listed(
+        self, stages: tuple[Stage, ...] = STAGE_ORDER, busy: Mapping[str, Any] | None = None
+    ) -> list[Module]:
+        """Every module the lists of ``stages`` name that exists, each once; with ``busy``,
+        only those that configuration may give something to do (see :meth:`idle`)."""
         found: dict[str, Module] = {}
         for stage in stages:
             for entry in self.entries(stage):
+                if busy is not None and self.idle(entry.name, busy):
+                    continue
                 module = self.load(entry.name)
                 if isinstance(module, Module):
                     found.setdefault(module.name, module)

@@ -585,7 +585,13 @@ class Runner:
         return agent_config.merge(self.agent.cfg, self.cloud_config)
 
     def check_unknown_keys(self, rec: StageRecorder) -> None:
-        for key in validation.unknown_keys(self.cloud_config, self.catalog.listed()):
+        # The modules this configuration gives work to read almost every key it has; the
+        # others are loaded only if a key is left that none of those reads.
+        cfg = self.effective_cfg()
+        unknown = validation.unknown_keys(self.cloud_config, self.catalog.listed(busy=cfg))
+        if unknown:
+            unknown = validation.unknown_keys(self.cloud_config, self.catalog.listed())
+        for key in unknown:
             label, line = self.origins.get(key, ("user-data", None))
             at = f" (line {line})" if line else ""
             shown = repr(key) if isinstance(key, str) else str(key)
@@ -606,6 +612,13 @@ class Runner:
         self, entry: ModuleEntry, stage: Stage, cfg: dict[str, Any], rec: StageRecorder
     ) -> dict[str, Any]:
         result: dict[str, Any] = {"name": entry.name, "stage": stage.value}
+        odd_frequency = (
+            isinstance(entry.raw, list) and len(entry.raw) > 1 and entry.frequency is None
+        )
+        if not odd_frequency and self.catalog.idle(entry.name, cfg):
+            # Known to have nothing to do without importing it (as below, after importing).
+            result.update(result="skipped", reason="no configuration for it")
+            return result
         module = self.catalog.load(entry.name)
         if not isinstance(module, Module):
             result.update(result="unavailable", reason=str(module) or type(module).__name__)
@@ -680,7 +693,7 @@ class Runner:
         line of a nested mistake) is at hand; later stages use the stored verdicts."""
         cfg = self.effective_cfg()
         verdicts: dict[str, list[str]] = {}
-        for module in self.catalog.listed(STAGE_ORDER[1:]):
+        for module in self.catalog.listed(STAGE_ORDER[1:], busy=cfg):  # those that will run
             verdicts[module.name] = self.invalid_settings(module, cfg)
         return verdicts
 

@@ -85,6 +85,14 @@ NEVER_ON_THIS_BOOT = {
     "metaboot.guest.os.commands": "no bootcmd, runcmd or script to run",
     "metaboot.guest.scripts": "no script or boothook in the user-data",
     "metaboot.guest.template": "no jinja template part",
+    # Modules whose settings are absent are skipped without being imported (ACTIVATED_BY).
+    "metaboot.guest.modules.bootcmd": "no bootcmd",
+    "metaboot.guest.modules.runcmd": "no runcmd",
+    "metaboot.guest.modules.set_passwords": "no password, chpasswd or ssh_pwauth",
+    "metaboot.guest.modules.set_locale": "no locale",
+    "metaboot.guest.modules.timezone": "no timezone",
+    "metaboot.guest.modules.power_state_change": "no power_state",
+    "metaboot.guest.os.passwords": "no password to hash or generate",
 }
 
 # As the program (``sys.argv``), init ends the process itself once its exit handlers ran:

@@ -121,6 +121,23 @@ DEFAULT_MODULES: dict[Stage, list[str]] = {
 }
 
 
+# Each module's MODULE.keys — the settings without which it has nothing to do — known without
+# importing it, so that a boot imports only the modules its configuration gives work to (the
+# others are recorded as skipped, as they would be after importing them). Modules not named
+# here always run. tests/guest/modules/test_module_registry.py holds it to the modules' own.
+ACTIVATED_BY: dict[str, tuple[str, ...]] = {
+    "bootcmd": ("bootcmd",),
+    "write_files": ("write_files",),
+    "update_etc_hosts": ("manage_etc_hosts",),
+    "set_passwords": ("ssh_pwauth", "password", "chpasswd", "publish_password"),
+    "locale": ("locale",),
+    "timezone": ("timezone",),
+    "runcmd": ("runcmd",),
+    "write_files_deferred": ("write_files",),
+    "power_state_change": ("power_state",),
+}
+
+
 class UnknownModuleError(ConfigError):
     """A module list names a module this agent does not have (reported; the others still run)."""
 
@@ -133,6 +150,13 @@ def canonical_name(name: str) -> str:
 
 def module_names() -> list[str]:
     return list(_FILES)
+
+
+def activated_by(name: str) -> tuple[str, ...] | None:
+    """``MODULE.keys`` of the module called ``name`` (any cloud-init spelling), without
+    importing it; None for a name that is no module of ours."""
+    canonical = canonical_name(name)
+    return ACTIVATED_BY.get(canonical, ()) if canonical in _FILES else None
 
 
 def load_module(name: str) -> Module:

@@ -16,7 +16,6 @@ from metaboot.guest.modules._schemas import top
 from metaboot.guest.modules._ssh import disable_user_options
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os import accounts, sshd, sudoers
-from metaboot.guest.os.passwords import hash_password, looks_hashed
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
@@ -110,6 +109,8 @@ def _new_user(
     ctx.report.changed(f"created user {name}" + (f" in {', '.join(groups)}" if groups else ""))
     passwd = _text(config, "passwd", where)
     if passwd:
+        from metaboot.guest.os.passwords import looks_hashed  # only for a user with a password
+
         if not looks_hashed(passwd):
             raise ConfigError(
                 f"{where}.passwd: expected a crypt hash (e.g. from 'mkpasswd -m sha-512'); "
@@ -144,6 +145,8 @@ def configure_account(
         acc.set_password_hashes([(name, hashed)])
         ctx.report.changed(f"set the password of {name} (hash)")
     if plain:
+        from metaboot.guest.os.passwords import hash_password  # only for a clear-text one
+
         acc.set_password_hashes([(name, hash_password(plain))])
         ctx.report.changed(f"set the password of {name}")
     if _flag(config, "lock_passwd", True, where):

@@ -132,3 +132,14 @@ def test_loading_every_module_pulls_in_no_http_or_mime() -> None:
     ).stdout.split()
     for heavy in ("urllib.request", "http.client", "email", "ssl", "jsonschema", "jinja2"):
         assert heavy not in loaded, heavy
+
+
+def test_the_activation_table_is_each_modules_own_keys() -> None:
+    """ACTIVATED_BY lets a boot skip a module without importing it: it must say exactly what
+    the module's MODULE.keys says, for every module and every spelling."""
+    from metaboot.guest.modules import activated_by
+
+    for name in module_names():
+        assert activated_by(name) == load_module(name).keys, name
+        assert activated_by(f"cc_{name.replace('_', '-')}") == load_module(name).keys, name
+    assert activated_by("no_such_module") is None
