@@ -90,6 +90,8 @@ class Runner:
         self.invalid: dict[str, list[str]] | None = None  # module -> problems, from network
         self.found_in: Stage | None = None
         self.template_warnings: list[str] = []
+        self.stages: list[Stage] = []  # those this process runs
+        self.fallback_network = False  # the local stage left its fallback to the network stage
 
     # ---- entry -------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class Runner:
                 log.error("write-behind: %s", problem)
 
     def _run(self, stages: list[Stage]) -> int:
+        self.stages = stages
         if stages and stages[0] == Stage.LOCAL:
             # A new boot: nothing found by an earlier one may be taken for this one's.
             self.root.remove(layout.BOOT_INSTANCE_FILE)
@@ -263,7 +266,14 @@ class Runner:
             self.configure_network(data, rec)
         elif self.state.stored_instance_id() is None:
             # Nothing known yet: give the first NIC DHCP so the metadata service can answer.
-            self.configure_network(None, rec)
+            if Stage.NETWORK in self.stages:
+                # Unless this process runs the network stage next: nothing applies the files
+                # in between, and that stage writes the instance's configuration instead, or
+                # this one if it finds nothing (stage_network).
+                self.fallback_network = True
+                rec.event("network-config", 0.0, "fallback left to the network stage")
+            else:
+                self.configure_network(None, rec)
         else:
             rec.event("network-config", 0.0, "kept the previous instance's configuration")
 
@@ -339,6 +349,14 @@ class Runner:
         return data
 
     def stage_network(self, rec: StageRecorder) -> bool:
+        try:
+            return self._stage_network(rec)
+        finally:
+            if self.fallback_network:  # the local stage's fallback, still owed (stage_local)
+                self.fallback_network = False
+                self.configure_network(None, rec)
+
+    def _stage_network(self, rec: StageRecorder) -> bool:
         if self.instance is None:
             restored = self.state.load_boot_instance()
             if restored is not None:
@@ -353,6 +371,7 @@ class Runner:
                 return False
             self.adopt(data, rec)
             if detect.is_network_source(data.source):
+                self.fallback_network = False  # the instance's own configuration instead
                 self.configure_network(data, rec)
         self.write_injected_files(rec)
         self.consume_user_data(rec)

@@ -272,13 +272,48 @@ def test_metadata_service_found_in_the_network_stage(tmp_path: Path) -> None:
     ]
     assert record["stages"]["network"]["events"][0]["name"] == "search-OpenStack"
     assert runs(root, "hostname_mod")[0]["values"] == {"hostname": "over-http"}
-    # DHCP first (nothing known locally), then the service's network_data.json.
+    # Nothing known locally: the DHCP fallback is left to the network stage, which this
+    # process runs next and which writes the service's network_data.json instead.
     local, network = (record["stages"][s]["events"] for s in ("local", "network"))
-    assert next(e for e in local if e["name"] == "network-config")["detail"].startswith("networkd")
-    assert [e for e in network if e["name"] == "network-config"]
+    fallback = next(e for e in local if e["name"] == "network-config")
+    assert fallback["detail"] == "fallback left to the network stage"
+    assert [e["detail"][:8] for e in network if e["name"] == "network-config"] == ["networkd"]
     assert "10.0.0.5/24" in "".join(root.read_text(p) for p in record["network"]["written"])
     data = json.loads(root.read_bytes("/run/metaboot/instance-data.json"))
     assert data["v1"]["service_url"] == url
+
+
+def test_the_local_stage_alone_writes_the_dhcp_fallback_the_network_stage_replaces(
+    tmp_path: Path,
+) -> None:
+    """As the systemd units run it, one process per stage: the local stage gives the first
+    NIC DHCP so the service can be reached, and the network stage replaces it."""
+    root = make_root(tmp_path)
+    state = ServerState(tree(spec()))
+    with metadata_server(state) as (url, _):
+        agent_config(root, http_only(url))
+        run_agent(root, standard_registry(), [Stage.LOCAL])
+        local = status(root)["stages"]["local"]["events"]
+        assert next(e for e in local if e["name"] == "network-config")["detail"].startswith(
+            "networkd: 1 written"
+        )
+        written = status(root)["network"]["written"]
+        assert "DHCP=" in "".join(root.read_text(p) for p in written)
+        run_agent(root, standard_registry(), [Stage.NETWORK])
+    written = status(root)["network"]["written"]
+    assert "10.0.0.5/24" in "".join(root.read_text(p) for p in written)
+
+
+def test_a_boot_that_finds_nothing_still_leaves_the_dhcp_fallback(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    agent_config(root, http_only(dead_url(), max_wait=0))
+    run_agent(root, standard_registry())
+    record = status(root)
+    network = record["stages"]["network"]["events"]
+    assert next(e for e in network if e["name"] == "network-config")["detail"].startswith(
+        "networkd: 1 written"
+    )
+    assert "DHCP=" in "".join(root.read_text(p) for p in record["network"]["written"])
 
 
 def test_no_source_at_all_is_an_error_and_modules_wait(tmp_path: Path) -> None:
