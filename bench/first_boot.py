@@ -17,7 +17,8 @@ Debian's ``/usr/bin/python3`` as they would in a Debian guest, alternating run b
   the comparison favours it.
 
 Byte-code: as in a real Debian guest, both sides run with their byte-code compiled at install
-(cloud-init's by its package's py3compile, ours by ``metaboot image prepare``) and the
+(cloud-init's by its package's py3compile, ours by ``metaboot image prepare``, which also
+writes the agent's one-file bundle, see metaboot.guest.bundle) and the
 standard library's from Debian's own ``__pycache__``: the bench copies cloud-init's package
 and the agent into a temporary site directory each and compiles them there with Debian's
 python3 (compileall), and runs with no PYTHONPYCACHEPREFIX (a prefix cache costs every import
@@ -302,6 +303,24 @@ def install_compiled(source: Path, target: Path) -> int:
     return sum(1 for _ in target.rglob("__pycache__/*.cpython-*.pyc"))
 
 
+def install_guest(target: Path) -> int:
+    """The agent as ``metaboot image prepare`` installs it: the guest parts of the package
+    only, compiled; returns how many modules were compiled."""
+    from metaboot.guest.image import GUEST_PARTS
+
+    staging = target.parent / ".agent-source"
+    staging.mkdir(parents=True)
+    for part in GUEST_PARTS:
+        source = REPO / "metaboot" / part
+        if source.is_dir():
+            shutil.copytree(source, staging / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, staging / part)
+    count = install_compiled(staging, target)
+    shutil.rmtree(staging)
+    return count
+
+
 def row(label: str, samples: list[Sample]) -> str:
     wall = statistics.median(s.wall for s in samples) * 1000
     best = min(s.wall for s in samples) * 1000
@@ -327,7 +346,16 @@ def main() -> int:
     service, url = start_service(tmp)
     try:
         ours_site, theirs_site, guard = tmp / "site-metaboot", tmp / "site-cloudinit", tmp / "guard"
-        ours_compiled = install_compiled(REPO / "metaboot", ours_site / "metaboot")
+        ours_compiled = install_guest(ours_site / "metaboot")
+        # As `metaboot image prepare` leaves it: the agent's byte-code in one file too, which
+        # the launcher reads (metaboot.guest.bundle); built by the guest's Python.
+        bundle_code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from metaboot.guest import bundle; bundle.write(sys.argv[2])"
+        )
+        subprocess.run(
+            [PYTHON, "-c", bundle_code, str(ours_site), str(ours_site / "metaboot")], check=True
+        )
         theirs_compiled = install_compiled(CLOUDINIT_PATH / "cloudinit", theirs_site / "cloudinit")
         install_compiled(NETGUARD, guard)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPYCACHE")}

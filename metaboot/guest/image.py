@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from metaboot.errors import ConfigError, MetabootError
+from metaboot.guest import bundle
 from metaboot.guest.launcher import launcher_text
 from metaboot.guest.os import hostkeys
 from metaboot.guest.records import dataclass, field
@@ -176,6 +177,8 @@ def _install_package(root: Root, site: str, compile_for: tuple[int, int] | None)
         # Bytecode made now saves the guest compiling the agent on its first boot, which is
         # the boot that matters. Only valid when our Python's bytecode matches the image's.
         compileall.compile_dir(staging, quiet=1, ddir=f"{site}/metaboot", workers=1, legacy=False)
+        # And all of it in one file, which the launcher reads once (metaboot.guest.bundle).
+        bundle.write(str(staging), ddir=f"{site}/metaboot")
     old = target.with_name(".metaboot.old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():

@@ -5,7 +5,8 @@ the interpreter on a ``#!`` line as one argument): ``-I`` keeps the environment 
 site directory out of a boot, ``-S`` skips the ``site`` module and its ``.pth`` files, a few
 milliseconds of every start that the agent does not need — it needs the standard library plus
 one directory, the system's site packages, where it and PyYAML are installed, and that
-directory is put on ``sys.path`` by the script itself.
+directory is put on ``sys.path`` by the script itself. The agent's own modules then come from
+the bundle ``metaboot image prepare`` wrote beside them (:mod:`metaboot.guest.bundle`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def launcher_text(site_packages: str, *, prelude: str = "") -> str:
         "\n"
         f"sys.path.append({site_packages!r})\n"
         f"{prelude}"
+        "from metaboot.guest import bundle  # noqa: E402\n"
+        "\n"
+        "bundle.install()  # the agent's byte-code from one file (metaboot.guest.bundle)\n"
         "from metaboot.cli import main  # noqa: E402\n"
         "\n"
         "sys.exit(main())\n"

@@ -13,7 +13,8 @@ import yaml
 
 from metaboot.cli import main as cli_main
 from metaboot.errors import ConfigError, MetabootError
-from metaboot.guest import image
+from metaboot.guest import bundle, image
+from metaboot.guest.system import Root
 
 SITE = "usr/lib/python3/dist-packages"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -185,6 +186,24 @@ def test_installed_copy_runs_under_debian_python(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert imported.startswith(str(site))
+    # The byte-code is in the one-file bundle too, when this Python's is the image's, and the
+    # launcher's imports are served from it.
+    bundled = site / "metaboot" / bundle.NAME
+    assert bundled.is_file() == (sys.version_info[:2] == image._guest_python(Root(root)))
+    if bundled.is_file():
+        served = (
+            "import sys, runpy\n"
+            f"sys.path.insert(0, {str(site)!r})\n"
+            "sys.argv = ['metaboot', '--version']\n"
+            "import atexit\n"
+            "loader = lambda: type(sys.modules['metaboot.cli'].__loader__).__name__\n"
+            "atexit.register(lambda: print(loader()))\n"
+            f"runpy.run_path({str(root / 'usr/bin/metaboot')!r}, run_name='__main__')\n"
+        )
+        proc = subprocess.run(
+            [DEBIAN_PYTHON, "-I", "-c", served], capture_output=True, text=True, check=False
+        )
+        assert proc.stdout.split()[-1] == "BundleFinder", proc.stdout + proc.stderr
 
 
 def test_prepare_again_replaces_the_old_copy(tmp_path: Path) -> None:
