@@ -153,3 +153,22 @@ print(_j.dumps({{"lazy": isinstance(json.encoder.ESCAPE, lazyre.LazyPattern)}}))
 """
     )
     assert result == {"lazy": True}
+
+
+def test_a_method_taken_before_use_compiles_only_when_called() -> None:
+    """json binds ``WHITESPACE.match`` as a default argument when it is imported: taking the
+    method must not compile the pattern, calling it must answer as the compiled one does."""
+    lazy = lazyre.LazyPattern(r"[ \t]*", 0)
+    match = lazy.match
+    assert "_real" not in lazy.__dict__  # not compiled by taking the method
+    assert match("  x").end() == 2  # type: ignore[union-attr]
+    assert "_real" in lazy.__dict__ and lazy.match("x").end() == 0  # type: ignore[union-attr]
+    assert isinstance(lazy.__dict__["_real"], re.Pattern)
+
+
+def test_lazyre_compile_is_re_compile_on_first_use() -> None:
+    pattern = lazyre.compile(r"^# User rules for (\S+)$")
+    assert isinstance(pattern, lazyre.LazyPattern)
+    found = pattern.match("# User rules for alice")
+    assert found is not None and found.group(1) == "alice"
+    assert pattern.pattern == r"^# User rules for (\S+)$"

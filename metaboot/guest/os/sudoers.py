@@ -10,14 +10,16 @@ import re
 from collections.abc import Sequence
 
 from metaboot.errors import ConfigError
+from metaboot.guest import lazyre
 from metaboot.guest.system import Root
 
 SUDOERS = "/etc/sudoers"
 SUDOERS_DIR = "/etc/sudoers.d"
 RULES_FILE = f"{SUDOERS_DIR}/90-metaboot-users"
 _HEADER = "# Sudo rules for users created by metaboot from instance user-data.\n"
-_BLOCK_RE = re.compile(r"^# User rules for (\S+)$")
-_INCLUDE_RE = re.compile(r"^[#@]includedir\s+(\S+)\s*$")
+# Compiled when first used: most boots give no user sudo rules (see metaboot.guest.lazyre).
+_BLOCK_RE = lazyre.compile(r"^# User rules for (\S+)$")
+_INCLUDE_RE = lazyre.compile(r"^[#@]includedir\s+(\S+)\s*$")
 
 
 def render_block(user: str, rules: Sequence[str]) -> str:
