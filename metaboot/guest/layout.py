@@ -8,8 +8,6 @@ describes the same layout for the people who write modules and image recipes.
 
 from __future__ import annotations
 
-import re
-
 STATE_DIR = "/var/lib/metaboot"
 DATA_DIR = f"{STATE_DIR}/data"
 INSTANCES_DIR = f"{STATE_DIR}/instances"
@@ -51,13 +49,13 @@ VENDOR_SCRIPTS = "scripts/vendor"  # vendor-data #! parts, run by scripts_vendor
 BOOTHOOKS = "boothooks"
 BOOT_FINISHED = "boot-finished"
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def instance_dirname(instance_id: str) -> str:
     """An instance-id as one safe path component (cloud-init replaces ``/``; we go further
     so that no id coming from a metadata service can name ``..`` or a hidden file)."""
-    name = _UNSAFE.sub("_", instance_id) or "_"
+    name = "".join(c if c in _SAFE else "_" for c in instance_id) or "_"
     if name in (".", "..") or name.startswith("."):
         name = "_" + name
     return name

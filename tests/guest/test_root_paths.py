@@ -186,3 +186,12 @@ def test_a_last_component_link_is_followed_even_in_a_remembered_directory(tree: 
     os.symlink("/etc/hostname", tree / "etc/other")
     assert root.path("/etc/other", follow=True) == tree / "etc/hostname"
     assert root.path("/etc/other") == tree / "etc/other"
+
+
+def test_an_instance_id_becomes_one_safe_path_component() -> None:
+    from metaboot.guest.layout import instance_dirname
+
+    assert instance_dirname("i-0a1B.c_d") == "i-0a1B.c_d"
+    assert instance_dirname("a/b c\né") == "a_b_c__"
+    assert instance_dirname("..") == "_.." and instance_dirname(".x") == "_.x"
+    assert instance_dirname("") == "_"

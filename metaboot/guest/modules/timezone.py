@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from metaboot.errors import ConfigError
 from metaboot.guest.modules._cfg import get_str
@@ -13,14 +12,20 @@ from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os.files import symlink
 
 ZONEINFO = "/usr/share/zoneinfo"
-_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-")
+
+
+def _zone_name(zone: str) -> bool:
+    """Names like ``Europe/Berlin``: non-empty parts of letters, digits, '_', '+' or '-'
+    joined by '/' (nothing that could climb out of the zoneinfo directory)."""
+    return all(part and all(c in _ZONE_CHARS for c in part) for part in zone.split("/"))
 
 
 def handle(ctx: ModuleContext) -> None:
     zone = get_str(ctx.cfg, "timezone")
     if not zone:
         return
-    if not _ZONE_RE.match(zone):
+    if not _zone_name(zone):
         raise ConfigError(f"timezone: {zone!r} is not a zone name like 'Europe/Berlin'")
     zone_file = f"{ZONEINFO}/{zone}"
     if not os.path.isfile(ctx.root.host_path(zone_file)):

@@ -14,7 +14,6 @@ functions change one thing each.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -37,12 +36,24 @@ log = logger.get("metaboot.accounts")
 
 # Conservative enough that nothing can be mistaken for an option or break a colon-separated file;
 # useradd applies the distribution's own, possibly stricter, rule after this.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}\$?$")
+# 1-31 of these (the first neither '.' nor '-'), then an optional '$' (a machine account).
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_NAME_CHARS = _NAME_FIRST | {".", "-"}
+
+
+def _valid_name(name: str) -> bool:
+    """What ``^[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}\\$?$`` meant, without its ``$`` also taking a
+    name that ends in a line break (which would split a line of /etc/passwd), and without a
+    pattern to compile on every boot."""
+    body = name[:-1] if name.endswith("$") else name
+    return (
+        0 < len(body) <= 31 and body[0] in _NAME_FIRST and all(c in _NAME_CHARS for c in body[1:])
+    )
 
 
 def check_name(name: object, what: str = "user") -> str:
     """Return ``name`` if it can be a login or group name, else raise ConfigError saying why."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _valid_name(name):
         raise ConfigError(
             f"invalid {what} name {name!r}: use 1-32 letters, digits, '_', '.' or '-', "
             "not starting with '-' or '.'"

@@ -7,8 +7,6 @@ name is changed only when the root is the live system.
 
 from __future__ import annotations
 
-import re
-
 from metaboot.errors import ConfigError
 from metaboot.guest.os.tools import run_tool
 from metaboot.guest.system import Root
@@ -16,7 +14,20 @@ from metaboot.guest.system import Root
 HOSTNAME_FILE = "/etc/hostname"
 HOSTS_FILE = "/etc/hosts"
 LOCAL_ADDRESS = "127.0.1.1"  # Debian's address for the machine's own name
-_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def _valid_label(label: str) -> bool:
+    """An RFC 1123 label: 1-63 letters, digits or '-', not starting or ending with '-' (and,
+    unlike the pattern this was, no line break at its end)."""
+    return (
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(c in _LABEL_CHARS for c in label)
+    )
+
+
 _MAX_HOSTNAME = 64  # HOST_NAME_MAX on Linux
 _MAX_FQDN = 253
 
@@ -27,7 +38,7 @@ def check_hostname(name: str, what: str = "hostname") -> str:
         raise ConfigError(f"{what}: expected a non-empty string, got {name!r}")
     labels = name.rstrip(".").split(".")
     limit = _MAX_FQDN if what == "fqdn" else _MAX_HOSTNAME
-    if len(name) > limit or not all(_LABEL_RE.match(label) for label in labels):
+    if len(name) > limit or not all(_valid_label(label) for label in labels):
         raise ConfigError(
             f"{what}: {name!r} is not a valid host name (labels of 1-63 letters, digits or '-', "
             f"not starting or ending with '-', {limit} characters at most)"

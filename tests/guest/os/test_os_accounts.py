@@ -64,7 +64,9 @@ def test_argv_never_contains_passwords_and_ends_options(guest_root: Root) -> Non
     ]
 
 
-@pytest.mark.parametrize("name", ["-rf", "a:b", "", "x" * 40, "a b", "../x", ".hidden"])
+@pytest.mark.parametrize(
+    "name", ["-rf", "a:b", "", "x" * 40, "a b", "../x", ".hidden", "alice\n", "$", "a$$", "é"]
+)
 def test_bad_names_are_refused_before_any_tool_runs(guest_root: Root, name: str) -> None:
     with pytest.raises(ConfigError, match="invalid user name"):
         accounts.add_user(guest_root, accounts.NewUser(name))
@@ -109,3 +111,8 @@ def test_files_keep_their_modes(guest_root: Root) -> None:
     accounts.add_user(guest_root, accounts.NewUser("erin"))
     assert oct(os.stat(guest_root.path("/etc/shadow")).st_mode & 0o777) == oct(0o640)
     assert oct(os.stat(guest_root.path("/etc/passwd")).st_mode & 0o777) == oct(0o644)
+
+
+@pytest.mark.parametrize("name", ["a", "_svc", "web-1.app", "x" * 31, "host$", "Alice_2"])
+def test_good_names_pass_the_check(name: str) -> None:
+    assert accounts.check_name(name) == name

@@ -15,7 +15,9 @@ def test_valid_names(name: str) -> None:
     assert hostnames.check_hostname(name, "fqdn") == name
 
 
-@pytest.mark.parametrize("name", ["-web", "web-", "we_b", "x" * 64, "a..b", "", "web 1", "ö"])
+@pytest.mark.parametrize(
+    "name", ["-web", "web-", "we_b", "x" * 64, "a..b", "", "web 1", "ö", "web\n", "a.b\n"]
+)
 def test_invalid_names(name: str) -> None:
     with pytest.raises(ConfigError, match=r"not a valid host name|non-empty"):
         hostnames.check_hostname(name)
