@@ -8,6 +8,8 @@ describes the same layout for the people who write modules and image recipes.
 
 from __future__ import annotations
 
+from metaboot.guest.charsets import ASCII_ALNUM
+
 STATE_DIR = "/var/lib/metaboot"
 DATA_DIR = f"{STATE_DIR}/data"
 INSTANCES_DIR = f"{STATE_DIR}/instances"
@@ -49,7 +51,7 @@ VENDOR_SCRIPTS = "scripts/vendor"  # vendor-data #! parts, run by scripts_vendor
 BOOTHOOKS = "boothooks"
 BOOT_FINISHED = "boot-finished"
 
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_SAFE = frozenset(ASCII_ALNUM + "._-")
 
 
 def instance_dirname(instance_id: str) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 
 from metaboot.errors import ConfigError
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.modules._cfg import get_str
 from metaboot.guest.modules._schemas import top
 from metaboot.guest.modules.base import Frequency, Module, ModuleContext, Stage
 from metaboot.guest.os.files import symlink
 
 ZONEINFO = "/usr/share/zoneinfo"
-_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-")
+_ZONE_CHARS = frozenset(ASCII_ALNUM + "_+-")
 
 
 def _zone_name(zone: str) -> bool:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 from metaboot.errors import ConfigError
 from metaboot.guest import log as logger
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.os.tools import ToolError, run_tool
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.system import Root
@@ -37,7 +38,7 @@ log = logger.get("metaboot.accounts")
 # Conservative enough that nothing can be mistaken for an option or break a colon-separated file;
 # useradd applies the distribution's own, possibly stricter, rule after this.
 # 1-31 of these (the first neither '.' nor '-'), then an optional '$' (a machine account).
-_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_NAME_FIRST = frozenset(ASCII_ALNUM + "_")
 _NAME_CHARS = _NAME_FIRST | {".", "-"}
 
 

@@ -8,13 +8,14 @@ name is changed only when the root is the live system.
 from __future__ import annotations
 
 from metaboot.errors import ConfigError
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.os.tools import run_tool
 from metaboot.guest.system import Root
 
 HOSTNAME_FILE = "/etc/hostname"
 HOSTS_FILE = "/etc/hosts"
 LOCAL_ADDRESS = "127.0.1.1"  # Debian's address for the machine's own name
-_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_LABEL_CHARS = frozenset(ASCII_ALNUM + "-")
 
 
 def _valid_label(label: str) -> bool:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 import warnings
 
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.os.tools import ToolError
 
 # What cloud-init accepts as an already-hashed password in ``chpasswd.list``.
 # Compiled on first use, through re's own cache: most boots set no password.
 _HASH = r"\$(1|2a|2y|5|6)(\$.+){2}"
-_LETTERS_DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_SALT_ALPHABET = _LETTERS_DIGITS + "./"
+_SALT_ALPHABET = ASCII_ALNUM + "./"
 # Letters and digits without the ones people misread on a console (l/1/I, O/0).
-_RANDOM_ALPHABET = "".join(c for c in _LETTERS_DIGITS if c not in "loLOI01")
+_RANDOM_ALPHABET = "".join(c for c in ASCII_ALNUM if c not in "loLOI01")
 
 
 def looks_hashed(value: str) -> bool:
