@@ -43,21 +43,23 @@ class LazyPattern:
         self._source = (pattern, flags)
 
     def _compiled(self) -> re.Pattern[Any]:
-        compiled: re.Pattern[Any] = _REAL_COMPILE(*self._source)
-        for name in _METHODS:
-            setattr(self, name, getattr(compiled, name))
-        self.__dict__["_real"] = compiled
+        """The real pattern, compiled the first time (its methods then kept on self)."""
+        compiled: re.Pattern[Any] | None = self.__dict__.get("_real")
+        if compiled is None:
+            compiled = _REAL_COMPILE(*self._source)
+            for name in _METHODS:
+                setattr(self, name, getattr(compiled, name))
+            self.__dict__["_real"] = compiled
         return compiled
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # probes for protocols (copy, pickle) are not uses
             raise AttributeError(name)
-        real = self.__dict__.get("_real")
-        if real is None and name in _METHODS:
+        if "_real" not in self.__dict__ and name in _METHODS:
             # Taking the method is not yet using it (json binds ``WHITESPACE.match`` as a
             # default argument at import): compile when it is first called.
             return _LazyMethod(self, name)
-        return getattr(real or self._compiled(), name)
+        return getattr(self._compiled(), name)
 
     def __repr__(self) -> str:
         return f"LazyPattern({self._source[0]!r}, {self._source[1]!r})"
@@ -75,18 +77,10 @@ class _LazyMethod:
         self._pattern, self._name = pattern, name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        pattern = self._pattern
-        real = pattern.__dict__.get("_real") or pattern._compiled()
-        return getattr(real, self._name)(*args, **kwargs)
+        return getattr(self._pattern._compiled(), self._name)(*args, **kwargs)
 
 
 _REAL_COMPILE = re.compile
-
-
-def compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    """``re.compile`` for a module-level pattern, compiled when first used."""
-    lazy: Any = LazyPattern(pattern, flags)
-    return lazy  # type: ignore[no-any-return]
 
 
 def _deferred(pattern: Any, flags: int = 0) -> Any:

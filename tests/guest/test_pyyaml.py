@@ -164,11 +164,3 @@ def test_a_method_taken_before_use_compiles_only_when_called() -> None:
     assert match("  x").end() == 2  # type: ignore[union-attr]
     assert "_real" in lazy.__dict__ and lazy.match("x").end() == 0  # type: ignore[union-attr]
     assert isinstance(lazy.__dict__["_real"], re.Pattern)
-
-
-def test_lazyre_compile_is_re_compile_on_first_use() -> None:
-    pattern = lazyre.compile(r"^# User rules for (\S+)$")
-    assert isinstance(pattern, lazyre.LazyPattern)
-    found = pattern.match("# User rules for alice")
-    assert found is not None and found.group(1) == "alice"
-    assert pattern.pattern == r"^# User rules for (\S+)$"

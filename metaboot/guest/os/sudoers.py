@@ -10,16 +10,15 @@ import re
 from collections.abc import Sequence
 
 from metaboot.errors import ConfigError
-from metaboot.guest import lazyre
 from metaboot.guest.system import Root
 
 SUDOERS = "/etc/sudoers"
 SUDOERS_DIR = "/etc/sudoers.d"
 RULES_FILE = f"{SUDOERS_DIR}/90-metaboot-users"
 _HEADER = "# Sudo rules for users created by metaboot from instance user-data.\n"
-# Compiled when first used: most boots give no user sudo rules (see metaboot.guest.lazyre).
-_BLOCK_RE = lazyre.compile(r"^# User rules for (\S+)$")
-_INCLUDE_RE = lazyre.compile(r"^[#@]includedir\s+(\S+)\s*$")
+# Compiled on first use, through re's own cache: most boots give no user sudo rules.
+_BLOCK = r"^# User rules for (\S+)$"
+_INCLUDE = r"^[#@]includedir\s+(\S+)\s*$"
 
 
 def render_block(user: str, rules: Sequence[str]) -> str:
@@ -36,7 +35,7 @@ def replace_block(text: str, user: str, block: str) -> str:
     kept: list[str] = []
     skipping = False
     for line in text.splitlines():
-        match = _BLOCK_RE.match(line)
+        match = re.match(_BLOCK, line)
         if match:
             skipping = match.group(1) == user
         elif skipping and line.strip() and not line.startswith(f"{user} "):
@@ -51,7 +50,7 @@ def replace_block(text: str, user: str, block: str) -> str:
 
 def includes_dir(sudoers_text: str, directory: str = SUDOERS_DIR) -> bool:
     for line in sudoers_text.splitlines():
-        match = _INCLUDE_RE.match(line.strip())
+        match = re.match(_INCLUDE, line.strip())
         if match and match.group(1).rstrip("/") == directory:
             return True
     return False
