@@ -130,10 +130,7 @@ def request(
             _keep_or_close(key, kept, response, reuse)
             return response
     try:
-        # An ASCII host goes to getaddrinfo as bytes: given a str, CPython first loads the
-        # IDNA codec (with stringprep and unicodedata), ~1 ms of every boot.
-        target = host.encode("ascii") if host.isascii() else host
-        sock = _connect(target, port, timeout)
+        sock = _connect(host, port, timeout)
     except (OSError, ValueError) as err:
         raise TransportError(f"{url}: {_reason(err)}") from None
     conn = _Connection(sock)
@@ -199,9 +196,7 @@ def get_pipelined(
     conn = _idle.pop(key, None)
     if conn is None:
         try:
-            conn = _Connection(
-                _connect(host.encode("ascii") if host.isascii() else host, port, timeout)
-            )
+            conn = _Connection(_connect(host, port, timeout))
         except (OSError, ValueError):
             return {}
     answers: dict[str, Response] = {}
@@ -223,12 +218,17 @@ def get_pipelined(
     return answers
 
 
-def _connect(host: bytes | str, port: int, timeout: float) -> _socket.socket:
+def _connect(host: str, port: int, timeout: float) -> _socket.socket:
     """``socket.create_connection`` without ``socket.py``, whose enums and ``selectors`` cost
     more to import than this whole client: each address of ``host`` in turn, until one
     connects; the last error if none does."""
+    # An ASCII host goes to getaddrinfo as bytes: given a str, CPython first loads the IDNA
+    # codec (with stringprep and unicodedata), ~1 ms of every boot.
+    target = host.encode("ascii") if host.isascii() else host
     error: OSError | None = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+    for family, kind, proto, _, address in _socket.getaddrinfo(
+        target, port, 0, _socket.SOCK_STREAM
+    ):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)

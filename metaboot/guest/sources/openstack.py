@@ -13,17 +13,8 @@ from metaboot.guest.http import (
 )
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.sources.detect import SourceContext
-from metaboot.guest.sources.openstack_tree import pick_version, read_tree
+from metaboot.guest.sources.openstack_tree import DOCUMENTS, pick_version, read_tree
 from metaboot.guest.sources.service import candidate_urls, probe
-
-# What read_tree reads from a service, in its order.
-DOCUMENTS = (
-    "meta_data.json",
-    "network_data.json",
-    "user_data",
-    "vendor_data.json",
-    "vendor_data2.json",
-)
 
 
 def read(ctx: SourceContext) -> InstanceData | None:

@@ -35,6 +35,17 @@ KNOWN_VERSIONS = (
 Getter = Callable[[str], bytes | None]
 
 
+# The documents of openstack/<version>/ that read_tree reads from every source (a service is
+# asked for them all at once); injected files and, from a drive, the EC2 tree come after.
+DOCUMENTS = (
+    "meta_data.json",
+    "network_data.json",
+    "user_data",
+    "vendor_data.json",
+    "vendor_data2.json",
+)
+
+
 def pick_version(available: Iterable[str]) -> str:
     offered = {v.strip().strip("/") for v in available}
     for version in reversed(KNOWN_VERSIONS):
