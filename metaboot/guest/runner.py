@@ -645,7 +645,7 @@ class Runner:
             return result
         frequency = entry.frequency or module.frequency
         result["frequency"] = frequency.value
-        if isinstance(entry.raw, list) and len(entry.raw) > 1 and entry.frequency is None:
+        if odd_frequency:
             rec.recoverable(
                 f"module {entry.name}: unknown frequency {entry.raw[1]!r}; using {frequency.value}"
             )
