@@ -134,6 +134,17 @@ def test_cloud_init_style_file_is_read_unchanged(tmp_path: Path) -> None:
     assert "users-groups" in loaded.cfg["cloud_init_modules"]
 
 
+def load_without_parsing(root: Root, monkeypatch: pytest.MonkeyPatch) -> config.AgentConfig:
+    """``config.load(remember=True)`` that fails the test if it parses any file."""
+
+    def no_parsing(*args: object) -> None:
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(config, "parse", no_parsing)
+        return config.load(root, remember=True)
+
+
 def test_a_later_stage_takes_the_merged_config_from_run_while_files_are_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,13 +155,8 @@ def test_a_later_stage_takes_the_merged_config_from_run_while_files_are_unchange
     cache = root.path("/run/metaboot/agent-config.json")
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
 
-    def no_parsing(*args: object) -> None:
-        raise AssertionError("parsed again")
-
-    monkeypatch.setattr(config, "parse", no_parsing)
-    again = config.load(root, remember=True)
+    again = load_without_parsing(root, monkeypatch)
     assert (again.cfg, again.files, again.problems) == (first.cfg, first.files, first.problems)
-    monkeypatch.undo()
 
     # Any change to the files read — content, a new drop-in, one removed — is seen.
     write(root, "/etc/metaboot/agent.yaml", "disable_root: true\n")
@@ -189,14 +195,9 @@ def test_the_parse_is_kept_across_boots_by_content(
         "/etc/metaboot/agent.d/10-x.yaml",
     ]
 
-    def no_parsing(*args: object) -> None:
-        raise AssertionError("parsed again")
-
     root.remove("/run/metaboot/agent-config.json")  # the next boot
-    monkeypatch.setattr(config, "parse", no_parsing)
-    again = config.load(root, remember=True)
+    again = load_without_parsing(root, monkeypatch)
     assert (again.cfg, again.files, again.problems) == (first.cfg, first.files, first.problems)
-    monkeypatch.undo()
 
     host = root.path("/etc/metaboot/agent.yaml")
     info = host.stat()
