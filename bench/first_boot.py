@@ -18,11 +18,11 @@ Debian's ``/usr/bin/python3`` as they would in a Debian guest, alternating run b
 
 Byte-code: as in a real Debian guest, both sides run with their byte-code compiled at install
 (cloud-init's by its package's py3compile, ours by ``metaboot image prepare``, which also
-writes the agent's one-file bundle, see metaboot.guest.bundle) and the
-standard library's from Debian's own ``__pycache__``: the bench copies cloud-init's package
-and the agent into a temporary site directory each and compiles them there with Debian's
-python3 (compileall), and runs with no PYTHONPYCACHEPREFIX (a prefix cache costs every import
-extra path work, more for the side that imports more). This machine sets
+writes the agent's one-file bundle, see metaboot.guest.bundle) and the standard library's
+from Debian's own ``__pycache__``: the bench copies cloud-init's package into a temporary site
+directory and compiles it there with Debian's python3 (compileall), installs the agent into
+another with prepare's own ``install_package``, and runs with no PYTHONPYCACHEPREFIX (a prefix
+cache costs every import extra path work, more for the side that imports more). This machine sets
 PYTHONDONTWRITEBYTECODE=1; nothing needs writing. For reference it also times cloud-init's
 import alone with its byte-code not cached (the unpacked package, never compiled), and, with
 ``--instructions``, counts each side's instructions once under callgrind (stable on a busy
@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from metaboot.guest import config  # noqa: E402
+from metaboot.guest.image import install_package  # noqa: E402
 from metaboot.guest.launcher import launcher_text  # noqa: E402
 from metaboot.guest.system import Root  # noqa: E402
 from metaboot.metadata import parse_spec  # noqa: E402
@@ -305,24 +306,6 @@ def install_compiled(source: Path, target: Path) -> int:
     return sum(1 for _ in target.rglob("__pycache__/*.cpython-*.pyc"))
 
 
-def install_guest(target: Path) -> int:
-    """The agent as ``metaboot image prepare`` installs it: the guest parts of the package
-    only, compiled; returns how many modules were compiled."""
-    from metaboot.guest.image import GUEST_PARTS
-
-    staging = target.parent / ".agent-source"
-    staging.mkdir(parents=True)
-    for part in GUEST_PARTS:
-        source = REPO / "metaboot" / part
-        if source.is_dir():
-            shutil.copytree(source, staging / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.is_file():
-            shutil.copy2(source, staging / part)
-    count = install_compiled(staging, target)
-    shutil.rmtree(staging)
-    return count
-
-
 def row(label: str, samples: list[Sample]) -> str:
     wall = statistics.median(s.wall for s in samples) * 1000
     best = min(s.wall for s in samples) * 1000
@@ -348,16 +331,17 @@ def main() -> int:
     service, url = start_service(tmp)
     try:
         ours_site, theirs_site, guard = tmp / "site-metaboot", tmp / "site-cloudinit", tmp / "guard"
-        ours_compiled = install_guest(ours_site / "metaboot")
-        # As `metaboot image prepare` leaves it: the agent's byte-code in one file too, which
-        # the launcher reads (metaboot.guest.bundle); built by the guest's Python.
-        bundle_code = (
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from metaboot.guest import bundle; bundle.write(sys.argv[2])"
-        )
-        subprocess.run(
-            [PYTHON, "-c", bundle_code, str(ours_site), str(ours_site / "metaboot")], check=True
-        )
+        # As `metaboot image prepare` installs it: the guest parts, their byte-code and the
+        # one-file bundle the launcher reads (metaboot.guest.bundle).
+        guest = subprocess.run(
+            [PYTHON, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        same = tuple(map(int, guest)) == sys.version_info[:2]  # as prepare decides
+        install_package(Root(tmp), f"/{ours_site.name}", sys.version_info[:2] if same else None)
+        ours_compiled = sum(1 for _ in ours_site.rglob("__pycache__/*.cpython-*.pyc"))
         theirs_compiled = install_compiled(CLOUDINIT_PATH / "cloudinit", theirs_site / "cloudinit")
         install_compiled(NETGUARD, guard)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPYCACHE")}

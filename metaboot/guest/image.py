@@ -156,8 +156,10 @@ def _check_yaml(root: Root, site: str) -> None:
         )
 
 
-def _install_package(root: Root, site: str, compile_for: tuple[int, int] | None) -> list[str]:
-    """Copy the guest parts of the package into the image, replacing any older copy whole."""
+def install_package(root: Root, site: str, compile_for: tuple[int, int] | None) -> list[str]:
+    """Copy the guest parts of the package into the image, replacing any older copy whole;
+    with ``compile_for`` (the image's Python, the same as ours), also its byte-code and the
+    one-file bundle. ``bench/first_boot.py`` installs the agent it measures with this too."""
     target = root.path(f"{site}/metaboot")
     staging = target.with_name(".metaboot.new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -244,7 +246,7 @@ def prepare(base: Root | str | os.PathLike[str], options: PrepareOptions) -> lis
     _check_yaml(root, SITE_PACKAGES)
     same_bytecode = options.compile and version == sys.version_info[:2]
     root.makedirs(SITE_PACKAGES)
-    written = _install_package(root, SITE_PACKAGES, version if same_bytecode else None)
+    written = install_package(root, SITE_PACKAGES, version if same_bytecode else None)
     root.makedirs("/usr/bin")
     root.write_file(LAUNCHER, LAUNCHER_TEXT, mode=0o755)
     written.append(LAUNCHER)
