@@ -19,9 +19,11 @@ Debian's ``/usr/bin/python3`` as they would in a Debian guest, alternating run b
 Byte-code: as in a real Debian guest, both sides run with their byte-code compiled at install
 (cloud-init's by its package's py3compile, ours by ``metaboot image prepare``, which also
 writes the agent's one-file bundle, see metaboot.guest.bundle) and the standard library's
-from Debian's own ``__pycache__``: the bench copies cloud-init's package into a temporary site
-directory and compiles it there with Debian's python3 (compileall), installs the agent into
-another with prepare's own ``install_package``, and runs with no PYTHONPYCACHEPREFIX (a prefix
+from Debian's own ``__pycache__`` (the agent reads the standard library and PyYAML modules a
+boot imports from its bundle, which prepare fills from the image's Python, here Debian's own):
+the bench copies cloud-init's package into a temporary site directory and compiles it there
+with Debian's python3 (compileall), installs the agent into another with prepare's own
+``install_package``, and runs with no PYTHONPYCACHEPREFIX (a prefix
 cache costs every import extra path work, more for the side that imports more). This machine sets
 PYTHONDONTWRITEBYTECODE=1; nothing needs writing. For reference it also times cloud-init's
 import alone with its byte-code not cached (the unpacked package, never compiled), and, with
@@ -119,8 +121,9 @@ print("@@", len(result["ec2-metadata"]), "ec2 keys")
 
 
 # The floor under any Python agent here: the interpreter as the launcher starts it, plus the
-# standard library and PyYAML modules a boot leaves loaded (listed by the warm-up boot), PyYAML
-# imported the way the agent imports it. Only the agent's own modules and its work are missing.
+# standard library and PyYAML modules a boot leaves loaded (listed by the warm-up boot), read
+# from the bundle and PyYAML imported the way the agent does both. Only the agent's own
+# modules and its work are missing.
 LISTING_PRELUDE = (
     "import atexit as _atexit\n"
     "_atexit.register(lambda: open({listing!r}, 'w').write('\\n'.join(sorted(sys.modules))))\n"
@@ -129,6 +132,8 @@ FLOOR_SNIPPET = """import sys
 sys.path[:0] = [{guard!r}, {site!r}]
 sys.path.append({packages!r})
 import sitecustomize  # the net guard, as in the launcher
+from metaboot.guest import bundle
+bundle.install()
 for name in {names!r}:
     __import__(name)
 from metaboot.guest import pyyaml
@@ -340,7 +345,13 @@ def main() -> int:
             check=True,
         ).stdout.split()
         same = tuple(map(int, guest)) == sys.version_info[:2]  # as prepare decides
-        install_package(Root(tmp), f"/{ours_site.name}", sys.version_info[:2] if same else None)
+        # Debian's python3 is the guest's Python here: its library goes into the bundle.
+        install_package(
+            Root(tmp),
+            f"/{ours_site.name}",
+            sys.version_info[:2] if same else None,
+            library_root=Root("/"),
+        )
         ours_compiled = sum(1 for _ in ours_site.rglob("__pycache__/*.cpython-*.pyc"))
         theirs_compiled = install_compiled(CLOUDINIT_PATH / "cloudinit", theirs_site / "cloudinit")
         install_compiled(NETGUARD, guard)
@@ -449,7 +460,8 @@ def main() -> int:
         print(
             f"condition: Debian's {PYTHON}; both sides compiled at install, as in a Debian "
             f"guest ({ours_compiled} metaboot and {theirs_compiled} cloud-init modules, "
-            "standard library from Debian's own byte-code, no PYTHONPYCACHEPREFIX); one "
+            "standard library from Debian's own byte-code (ours: from the bundle), no "
+            "PYTHONPYCACHEPREFIX); one "
             "warm-up run each; runs alternate."
         )
         print(f"{'':38}{'wall ms':>9}{'best':>9}{'CPU ms':>9}{'best':>9}{'RSS MiB':>9}")

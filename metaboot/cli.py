@@ -111,13 +111,14 @@ def _end_process(code: int) -> NoReturn:
     same memory at once. What the teardown would do that matters is done first: the exit
     handlers (``logging.shutdown`` flushes and closes the log), then the standard streams."""
     import atexit
-    import contextlib
     import os
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader that left, a closed stream
+        try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
             stream.flush()
+        except (OSError, ValueError):  # a reader that left, a closed stream
+            pass
     os._exit(code)
 
 

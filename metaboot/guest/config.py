@@ -9,7 +9,6 @@ be logged into is worse than one with a default setting.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -366,8 +365,10 @@ def _remember(root: Root, guest_path: str, name: str, value: Any, result: AgentC
         return  # YAML gave something JSON cannot hold (a date, …): parse it again next time
     if json.loads(text)["cfg"] != result.cfg:
         return
-    with contextlib.suppress(OSError):  # only a cache: a lost one is parsed again
+    try:  # noqa: SIM105 - only a cache: a lost one is parsed again (no contextlib on a boot)
         volatile.write(root, guest_path, text, 0o600)
+    except OSError:
+        pass
 
 
 def parse(text: bytes, label: str, problems: list[str]) -> dict[str, Any]:

@@ -156,10 +156,14 @@ def _check_yaml(root: Root, site: str) -> None:
         )
 
 
-def install_package(root: Root, site: str, compile_for: tuple[int, int] | None) -> list[str]:
+def install_package(
+    root: Root, site: str, compile_for: tuple[int, int] | None, *, library_root: Root | None = None
+) -> list[str]:
     """Copy the guest parts of the package into the image, replacing any older copy whole;
     with ``compile_for`` (the image's Python, the same as ours), also its byte-code and the
-    one-file bundle. ``bench/first_boot.py`` installs the agent it measures with this too."""
+    one-file bundle, which holds the boot's standard library and PyYAML modules as well, read
+    from the image (or from ``library_root``, where that Python is installed).
+    ``bench/first_boot.py`` installs the agent it measures with this too."""
     target = root.path(f"{site}/metaboot")
     staging = target.with_name(".metaboot.new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -179,8 +183,15 @@ def install_package(root: Root, site: str, compile_for: tuple[int, int] | None) 
         # Bytecode made now saves the guest compiling the agent on its first boot, which is
         # the boot that matters. Only valid when our Python's bytecode matches the image's.
         compileall.compile_dir(staging, quiet=1, ddir=f"{site}/metaboot", workers=1, legacy=False)
-        # And all of it in one file, which the launcher reads once (metaboot.guest.bundle).
-        bundle.write(str(staging), ddir=f"{site}/metaboot")
+        # And all of it in one file, which the launcher reads once (metaboot.guest.bundle),
+        # with the library modules a boot imports, from where the guest's sys.path has them.
+        python = library_root or root
+        search = (f"/usr/lib/python{compile_for[0]}.{compile_for[1]}", SITE_PACKAGES)
+        library = {
+            name: (python.host_path(guest, follow=True), guest, package)
+            for name, (guest, package) in bundle.library_sources(python.exists, search).items()
+        }
+        bundle.write(str(staging), ddir=f"{site}/metaboot", library=library)
     old = target.with_name(".metaboot.old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():

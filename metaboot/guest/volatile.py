@@ -8,7 +8,6 @@ They are still replaced atomically, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from metaboot.guest.system import Root, temporary_file
@@ -32,6 +31,8 @@ def write(root: Root, guest_path: str, content: bytes | str, mode: int = 0o644) 
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from metaboot.guest import config
+from metaboot.guest import bundle, config
 from metaboot.guest.status import summarize
 from tests.guest.helpers import (
     REPO_ROOT,
@@ -101,10 +101,18 @@ CHILD = """
 import atexit, json, runpy, sys
 root, listing, stage = sys.argv[1:4]
 sys.argv = ["metaboot", "init", "--root", root, "--stage", stage]
+before = set(sys.modules)
 
 def write_listing():
     with open(listing, "w") as out:
         json.dump(sorted(sys.modules), out)
+    origins = {
+        name: getattr(getattr(module, "__spec__", None), "origin", None)
+        for name, module in sys.modules.items()
+        if name not in before
+    }
+    with open(listing + ".new", "w") as out:
+        json.dump(origins, out)
 
 atexit.register(write_listing)
 runpy.run_module("metaboot.cli", run_name="__main__")
@@ -156,6 +164,18 @@ def test_a_first_boot_imports_only_what_it_uses(tmp_path: Path) -> None:
         if name in loaded or any(m.startswith(name + ".") for m in loaded)
     }
     assert unexpected == {}
+
+    # The library modules the image's bundle holds (metaboot.guest.bundle) are the ones a boot
+    # imports: none missing, none the boot does not need (ignoring what this probe's own
+    # runpy had loaded before the boot began, which a launcher has not).
+    new = json.loads((tmp_path / "modules.json.new").read_text())
+    imported = {
+        name
+        for name, origin in new.items()
+        if name.split(".")[0] != "metaboot" and origin and origin.endswith(".py")
+    }
+    assert imported - set(bundle.LIBRARY) == set()
+    assert set(bundle.LIBRARY) - loaded == set()
 
 
 @pytest.mark.parametrize("primed", [True, False], ids=["image-prepared", "config-changed"])

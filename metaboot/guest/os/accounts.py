@@ -14,8 +14,7 @@ functions change one thing each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 
 from metaboot.errors import ConfigError
 from metaboot.guest import log as logger
@@ -187,6 +186,12 @@ class Accounts:
         self.fallbacks.append(reason)
         self.commit()
 
+    def __enter__(self) -> Accounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.commit()
+
     def commit(self) -> None:
         """Write what is pending (nothing to do when the tools made the changes)."""
         files, self._files = self._files, None
@@ -296,15 +301,10 @@ class Accounts:
         )
 
 
-@contextmanager
-def batch(root: Root) -> Iterator[Accounts]:
-    """Account changes made together and written once at the end — also when the block
-    raises, as each change would have been made at once by the tools."""
-    accounts = Accounts(root)
-    try:
-        yield accounts
-    finally:
-        accounts.commit()
+def batch(root: Root) -> Accounts:
+    """Account changes made together, for a ``with`` block, and written once at its end —
+    also when the block raises, as each change would have been made at once by the tools."""
+    return Accounts(root)
 
 
 def add_group(root: Root, name: str, *, system: bool = False) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import zlib
 
@@ -24,8 +23,10 @@ def symlink(root: Root, guest_path: str, target: str) -> bool:
     root.makedirs(os.path.dirname(os.path.normpath(guest_path)) or "/")
     directory, name = os.path.split(host)
     tmp = os.path.join(directory, f".{name}.metaboot-tmp")
-    with contextlib.suppress(FileNotFoundError):
+    try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
         os.unlink(tmp)
+    except FileNotFoundError:
+        pass
     os.symlink(target, tmp)
     os.replace(tmp, host)
     return True

@@ -30,7 +30,6 @@ changed, and :mod:`metaboot.guest.os.accounts` runs the system's tools instead.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -389,8 +388,10 @@ class AccountFiles:
 
     def release(self) -> None:
         for lock in reversed(self._locks):
-            with contextlib.suppress(FileNotFoundError):
+            try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
                 os.unlink(lock)
+            except FileNotFoundError:
+                pass
         self._locks.clear()
         if self._pwd_lock is not None:
             os.close(self._pwd_lock)  # releases the fcntl lock
@@ -657,8 +658,10 @@ class AccountFiles:
             except BaseException:  # nothing replaced yet: leave every file as it was
                 for path, fd in staged:
                     os.close(fd)
-                    with contextlib.suppress(OSError):
+                    try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
                         os.unlink(path + "+")
+                    except OSError:
+                        pass
                 raise
             try:
                 while staged:
@@ -818,8 +821,10 @@ def _backup_by_link(path: str, info: os.stat_result, size: int) -> bool:
     try:
         os.rename(temporary, path + "-")
     except OSError:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is not otherwise loaded on a boot
             os.unlink(temporary)
+        except OSError:
+            pass
         return False
     return True
 

@@ -14,7 +14,6 @@ import posixpath
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
 
 from metaboot.errors import MetabootError, SourceError
 from metaboot.guest.os import spawn
@@ -23,6 +22,7 @@ from metaboot.imports import import_module
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from typing import Any, Protocol
 
     class FileTree(Protocol):
@@ -169,9 +169,15 @@ def _diskfs() -> Any | None:
         return None
 
 
-@contextmanager
-def open_drive(root: Root, device: str) -> Iterator[FileTree]:
-    """The files of the drive at guest path ``device`` (block device or image file)."""
+def open_drive(root: Root, device: str) -> AbstractContextManager[FileTree]:
+    """The files of the drive at guest path ``device`` (block device or image file), for a
+    ``with`` block."""
+    from contextlib import contextmanager  # only when there is a drive: most boots have none
+
+    return contextmanager(_drive_files)(root, device)
+
+
+def _drive_files(root: Root, device: str) -> Iterator[FileTree]:
     host = root.host_path(device)
     try:
         mode = os.stat(host).st_mode
@@ -202,11 +208,12 @@ def open_drive(root: Root, device: str) -> Iterator[FileTree]:
             handle.close()
     if not mountable:
         raise SourceError(f"{device}: no user-space filesystem reader available to read it")
-    with _mounted(str(host)) as mount_point:
+    from contextlib import contextmanager
+
+    with contextmanager(_mounted)(str(host)) as mount_point:
         yield DirectoryTree(mount_point)
 
 
-@contextmanager
 def _mounted(device: str) -> Iterator[str]:
     """Mount read-only, without devices, setuid or exec, on a private directory."""
     import subprocess  # only when a drive must be mounted
@@ -230,5 +237,7 @@ def _mounted(device: str) -> Iterator[str]:
         finally:
             subprocess.run(["umount", mount_point], capture_output=True, timeout=30, check=False)
     finally:
-        with suppress(OSError):
+        try:  # noqa: SIM105 - as in the rest of the agent
             os.rmdir(mount_point)
+        except OSError:
+            pass
