@@ -3,5 +3,5 @@
 
 from __future__ import annotations
 
-# string.ascii_letters + string.digits
-ASCII_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # string.ascii_letters
+ASCII_ALNUM = ASCII_LETTERS + "0123456789"  # string.ascii_letters + string.digits

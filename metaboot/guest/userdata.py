@@ -12,12 +12,12 @@ decompressed data beyond ``max_bytes`` is refused, so a gzip bomb costs a few mi
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable
 
 from metaboot.errors import MetabootError, UserDataError
 from metaboot.guest import merging
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.schema import load_yaml
 
@@ -51,7 +51,7 @@ _UNSUPPORTED = {
     "text/cloud-config-jsonp": "JSON-patch cloud-config (#cloud-config-jsonp) is not supported",
     "text/part-handler": "part handlers (#part-handler) are not supported",
 }
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE_NAME = frozenset(ASCII_ALNUM + "._-")  # other characters of a script name become "_"
 
 
 @dataclass
@@ -328,7 +328,8 @@ class _Walker:
 
     def script_name(self, filename: str | None) -> str:
         if filename:
-            clean = _SAFE_NAME.sub("_", filename.rsplit("/", 1)[-1]).lstrip(".")
+            base = filename.rsplit("/", 1)[-1]
+            clean = "".join(c if c in _SAFE_NAME else "_" for c in base).lstrip(".")
             if clean:
                 return clean
         return f"part-{self.counter:03d}"

@@ -56,7 +56,7 @@ NEVER_ON_THIS_BOOT = {
     "logging": "the agent writes its log itself (metaboot.guest.log)",
     "pathlib": "Root maps paths as strings; only code that asks for a Path loads it",
     "copy": "the config defaults are copied by a four-line function (copy loads weakref)",
-    "string": "final_message fills its placeholders with one regular expression",
+    "string": "final_message fills its placeholders with string methods",
     "subprocess": "blkid and the background ssh-keygen start through os.posix_spawnp",
     "traceback": "only to log an exception",
     "http.client": "the agent has its own small HTTP/1.1 client",

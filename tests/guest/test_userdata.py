@@ -311,3 +311,23 @@ def test_empty_user_data_is_nothing_not_an_error() -> None:
 def test_jsonp_is_reported_unsupported(header: bytes) -> None:
     out = process(header, "user-data", Options())
     assert "not supported" in out.problems[0]
+
+
+def test_script_file_names_keep_only_safe_characters() -> None:
+    """A part's file name becomes a file in the instance's scripts directory: its last path
+    component, anything but ASCII letters, digits, '.', '_' and '-' replaced, no leading dot;
+    nothing left gives part-NNN."""
+    raw = mime(
+        ("#!/bin/sh\necho 1\n", "x-shellscript", "../../etc/cron.d/we ird$ñame.sh"),
+        ("#!/bin/sh\necho 2\n", "x-shellscript", "..hidden"),
+        ("#!/bin/sh\necho 3\n", "x-shellscript", "sub/..."),
+        ("#!/bin/sh\necho 4\n", "x-shellscript", "ok-name_1.sh"),
+    )
+    out = process(raw, "user-data", Options())
+    assert out.problems == []
+    assert [s.name for s in out.scripts] == [
+        "we_ird__ame.sh",
+        "hidden",
+        "part-003",
+        "ok-name_1.sh",
+    ]

@@ -9,12 +9,13 @@ when the root's sshd_config includes that directory, else into sshd_config itsel
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import posixpath
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 from metaboot.errors import ConfigError
+from metaboot.guest.charsets import ASCII_ALNUM
 from metaboot.guest.os import hostkeys
 from metaboot.guest.os.accounts import group_exists
 from metaboot.guest.os.tools import ToolError, run_tool
@@ -30,10 +31,10 @@ SSHD_CONFIG = f"{SSH_DIR}/sshd_config"
 DROPIN = f"{SSH_DIR}/sshd_config.d/50-metaboot.conf"
 HOST_KEY_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
 _MAX_INCLUDE_DEPTH = 16
-_KEYWORD_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9]*)(?:\s*=\s*|\s+)(.*?)\s*$")
-_KEY_RE = re.compile(
-    r"(?:^|\s)((?:ssh|ecdsa|sk)-[A-Za-z0-9@._-]+|ecdsa-sha2-nistp\d+)\s+([A-Za-z0-9+/]+={0,3})(?:\s|$)"
-)
+# Lines are read with string methods, not patterns: the two patterns this module had were
+# compiled on every boot, at more cost than all the lines they were ever matched against.
+_KEY_TYPE_CHARS = frozenset(ASCII_ALNUM + "@._-")
+_BASE64_CHARS = frozenset(ASCII_ALNUM + "+/")
 
 Value = str | Sequence[str]
 
@@ -48,6 +49,26 @@ class Directive:
 
 
 # ---- reading ---------------------------------------------------------------------------
+
+
+def split_directive(line: str) -> tuple[str, str] | None:
+    """``(keyword, value)`` of an sshd_config line (one of ``splitlines()``), or None when it
+    holds no directive (pure). The keyword is ASCII letters and digits, starting with a letter;
+    ``=`` or blanks separate it from the value; blanks around both are not part of them."""
+    text = line.lstrip()
+    end = 0
+    while end < len(text) and text[end] in ASCII_ALNUM:
+        end += 1
+    keyword = text[:end]
+    if not keyword or keyword[0].isdigit():
+        return None
+    rest = text[end:]
+    after = rest.lstrip()
+    if after.startswith("="):
+        return keyword, after[1:].strip()
+    if rest[:1].isspace():
+        return keyword, after.rstrip()
+    return None
 
 
 def _include_targets(root: Root, value: str) -> list[str]:
@@ -71,10 +92,10 @@ def read_config(root: Root, path: str = SSHD_CONFIG) -> list[Directive]:
         for lineno, line in enumerate(root.read_text(guest_path, default="").splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            m = _KEYWORD_RE.match(line)
-            if m is None:
+            found = split_directive(line)
+            if found is None:
                 continue
-            keyword, value = m.group(1).lower(), m.group(2)
+            keyword, value = found[0].lower(), found[1]
             if keyword == "match":
                 local_match = True
             out.append(Directive(keyword, value, guest_path, lineno, local_match))
@@ -131,8 +152,10 @@ def apply_options(text: str, options: Mapping[str, Value]) -> str:
     in_match = False
     insert_at: int | None = None
     for line in lines:
-        m = _KEYWORD_RE.match(line) if line.strip() and not line.lstrip().startswith("#") else None
-        keyword = m.group(1).lower() if m else None
+        found = (
+            split_directive(line) if line.strip() and not line.lstrip().startswith("#") else None
+        )
+        keyword = found[0].lower() if found else None
         if keyword == "match" and not in_match:
             in_match = True
             insert_at = len(out)
@@ -185,10 +208,49 @@ def set_options(root: Root, options: Mapping[str, Value], dropin: str = DROPIN) 
 # ---- authorized keys -------------------------------------------------------------------
 
 
+def _is_key_type(word: str) -> bool:
+    prefix, dash, rest = word.partition("-")
+    if (
+        dash
+        and prefix in ("ssh", "ecdsa", "sk")
+        and rest
+        and all(c in _KEY_TYPE_CHARS for c in rest)
+    ):
+        return True
+    return word.startswith("ecdsa-sha2-nistp") and word[16:].isdecimal()
+
+
+def _is_base64(word: str) -> bool:
+    body = word.rstrip("=")
+    return bool(body) and len(word) - len(body) <= 3 and all(c in _BASE64_CHARS for c in body)
+
+
 def key_identity(line: str) -> tuple[str, str] | None:
-    """(type, base64 blob) of an authorized_keys line, ignoring options and comment."""
-    m = _KEY_RE.search(line)
-    return (m.group(1), m.group(2)) if m else None
+    """(type, base64 blob) of an authorized_keys line, ignoring options and comment: the
+    first word naming a key type (``ssh-…``, ``ecdsa-…``, ``sk-…``) followed by a base64 word
+    (pure)."""
+    words = line.split()
+    for kind, blob in itertools.pairwise(words):
+        if _is_key_type(kind) and _is_base64(blob):
+            return kind, blob
+    return None
+
+
+def expand_tokens(text: str, home: str, user: str) -> str:
+    """``text`` with sshd's ``%%``, ``%h`` and ``%u`` replaced; other ``%`` left as they are
+    (pure)."""
+    out: list[str] = []
+    start = 0
+    while (at := text.find("%", start)) >= 0:
+        token = text[at + 1 : at + 2]
+        if token in ("%", "h", "u"):
+            out += [text[start:at], {"%": "%", "h": home, "u": user}[token]]
+            start = at + 2
+        else:
+            out.append(text[start : at + 1])
+            start = at + 1
+    out.append(text[start:])
+    return "".join(out)
 
 
 def merge_keys(existing: str, new_lines: Sequence[str]) -> str:
@@ -215,7 +277,7 @@ def authorized_keys_path(root: Root, user: str) -> str:
     )
     if first.lower() == "none":
         raise ConfigError(f"{SSHD_CONFIG} sets AuthorizedKeysFile none: keys cannot be installed")
-    expanded = re.sub(r"%([%hu])", lambda m: {"%": "%", "h": home, "u": user}[m.group(1)], first)
+    expanded = expand_tokens(first, home, user)
     return expanded if expanded.startswith("/") else f"{home.rstrip('/')}/{expanded}"
 
 
@@ -398,9 +460,9 @@ def write_host_keys(root: Root, ssh_keys: Mapping[str, str]) -> tuple[list[str],
     written: list[str] = []
     certs: list[str] = []
     mode, group = _private_key_mode(root)
-    pattern = re.compile(r"^(dsa|ecdsa|ed25519|rsa)_(private|public|certificate)$")
+    names = {f"{t}_{part}" for t in HOST_KEY_TYPES for part in ("private", "public", "certificate")}
     for name in ssh_keys:
-        if not pattern.match(name):
+        if name not in names:
             raise ConfigError(
                 f"ssh_keys.{name}: expected <rsa|ecdsa|ed25519|dsa>_<private|public|certificate>"
             )

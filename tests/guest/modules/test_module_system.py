@@ -97,6 +97,10 @@ def test_final_message(guest_root: Root, harness: MakeHarness) -> None:
         "$version $$version $$$version ${version}s $versions ${ver sion} $ at end $",
         "{{ uptime }} {{uptime}} {{ nope }} ${nope} $nope $_x $9 $Version ${VERSION}",
         "$$ $ {} ${} ${version $version}",
+        "{{{ version }}} {{ version}}} {{ver sion}} {{ }} {{}} {{\u0663}}",
+        "{{ \u0142\u00f3d\u017a }} {{ {{ version }} }}",
+        "${\u00fc} $\u00fc $v\u00fc $version\u00fc ${_x}${_x} $$$$ $${version} {{ uptime\t}}",
+        "$ \n$version\n {{\nuptime\n}} ${version",
     ],
 )
 def test_final_message_placeholders_as_string_template(template: str) -> None:

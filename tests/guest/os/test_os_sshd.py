@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -202,3 +203,75 @@ def test_host_key_symlink_never_leads_out_of_the_root(guest_root: Root, tmp_path
     sshd.generate_host_keys(guest_root, ["ed25519"], "root@x")
     assert not outside.exists()
     assert not guest_root.path("/etc/ssh/ssh_host_ed25519_key").is_symlink()
+
+
+# The patterns sshd.py used to read lines with: its string methods must give the same answers.
+KEYWORD_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9]*)(?:\s*=\s*|\s+)(.*?)\s*$")
+KEY_RE = re.compile(
+    r"(?:^|\s)((?:ssh|ecdsa|sk)-[A-Za-z0-9@._-]+|ecdsa-sha2-nistp\d+)\s+([A-Za-z0-9+/]+={0,3})(?:\s|$)"
+)
+DIRECTIVE_LINES = [
+    "Port 22",
+    "Port",
+    "Port  ",
+    "  PasswordAuthentication   no  ",
+    "Port=22",
+    "Port = 22 ",
+    "Port==22",
+    "Port =",
+    "Port x=y",
+    "Port\t22",
+    "Port\u00a022",
+    "Port:22",
+    "2Port 22",
+    "Pört 22",
+    "AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2",
+    "Match User bob",
+    "=22",
+    "",
+    "   ",
+    "X11Forwarding\tyes\t# comment",
+]
+KEY_LINES = [
+    "ssh-ed25519 AAAAC3Nz user@host",
+    'command="echo hi there" ssh-rsa AAAAB3== comment',
+    'no-pty,from="10.0.0.1" ecdsa-sha2-nistp256 AAAAE2V= x',
+    "ecdsa-sha2-nistp\u0663 AAAA",
+    "sk-ssh-ed25519@openssh.com AAAAGnNr",
+    "ssh-ed25519 AAAA====",
+    "ssh-ed25519 AAAA,bad",
+    "ssh- AAAA",
+    "ssh-rsa",
+    "ssh-rsa\tAAAA\tc",
+    "x ssh-rsa ssh-ed25519 AAAA",
+    "rsa AAAA",
+    "ssh-rsa AAAA=",
+    "ssh-rsa ====",
+    "ssh-rs!a AAAA",
+]
+
+
+@pytest.mark.parametrize("line", DIRECTIVE_LINES)
+def test_directives_are_split_as_the_pattern_split_them(line: str) -> None:
+    m = KEYWORD_RE.match(line)
+    assert sshd.split_directive(line) == (m.groups() if m else None)
+
+
+@pytest.mark.parametrize("line", KEY_LINES)
+def test_keys_are_identified_as_the_pattern_identified_them(line: str) -> None:
+    m = KEY_RE.search(line)
+    assert sshd.key_identity(line) == (m.groups() if m else None)
+
+
+@pytest.mark.parametrize(
+    "text", ["%h/.ssh/keys", "/keys/%u", "%%h", "%%%u", "100%", "%x%h", "%", "a%%", "%u%u"]
+)
+def test_tokens_expand_as_the_substitution_did(text: str) -> None:
+    table = {"%": "%", "h": "/home/bob", "u": "bob"}
+    expected = re.sub(r"%([%hu])", lambda m: table[m.group(1)], text)
+    assert sshd.expand_tokens(text, "/home/bob", "bob") == expected
+
+
+def test_host_key_names_are_checked_exactly(guest_root: Root) -> None:
+    with pytest.raises(ConfigError, match=r"ssh_keys\.rsa_private"):
+        sshd.write_host_keys(guest_root, {"rsa_private\n": "x"})
