@@ -51,7 +51,6 @@ LIBRARY = (
     "enum",
     "fnmatch",
     "functools",
-    "ipaddress",
     "json",
     "json.decoder",
     "json.encoder",

@@ -65,6 +65,7 @@ NEVER_ON_THIS_BOOT = {
     "email": "no MIME user-data on this boot",
     "urllib.request": "no #include on this boot",
     "tempfile": "temporary files are named by the agent itself",
+    "ipaddress": "the network model's addresses are metaboot.guest.addresses",
     "shutil": "only to find chroot for a non-live root (with bz2 and lzma)",
     "bz2": "pulled in by shutil",
     "queue": "only when several metadata URLs race",

@@ -9,11 +9,11 @@ given as a name becomes ``ip-a-b-c-d``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 
 from metaboot.errors import ConfigError
+from metaboot.guest.addresses import ipv4_address
 from metaboot.guest.modules._cfg import get_bool, get_str, get_str_list
 from metaboot.guest.modules.base import ModuleContext
 from metaboot.guest.os.hostnames import check_hostname
@@ -58,7 +58,7 @@ def metadata_name(instance: InstanceData) -> str | None:
         return None
     name = name.strip()
     try:
-        address = ipaddress.IPv4Address(name)
+        address = ipv4_address(name)
     except ValueError:
         return name
     return "ip-" + str(address).replace(".", "-")

@@ -3,15 +3,16 @@
 Parsers (OpenStack ``network_data.json``, NoCloud v1 and v2) never touch the system: they turn
 one document into a :class:`Network` plus a list of problems. Binding to the machine's NICs
 (:mod:`metaboot.guest.network.nics`) fills in :attr:`Interface.name`; renderers then need
-nothing but the model. Addresses are :mod:`ipaddress` objects, so a bad netmask or address is
-caught once, in the parser, and every renderer prints the same canonical text.
+nothing but the model. Addresses are :mod:`~metaboot.guest.addresses` objects (read
+and printed as :mod:`ipaddress` does), so a bad netmask or address is caught once, in the
+parser, and every renderer prints the same canonical text.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from enum import StrEnum
 
+from metaboot.guest import addresses
 from metaboot.guest.records import dataclass, field
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
 
     Kind = Literal["physical", "bond", "vlan"]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = addresses.Address
+IPInterface = addresses.Interface
+IPNetwork = addresses.Network
 
 _HEX = frozenset("0123456789abcdef")
 IFNAMSIZ = 15  # longest interface name the kernel accepts (16 bytes with the NUL)
@@ -178,7 +179,7 @@ def prefix_from_netmask(address: IPAddress, netmask: object) -> int:
         length = int(netmask.strip().lstrip("/"))
     elif isinstance(netmask, str):
         try:
-            mask = ipaddress.ip_address(netmask.strip())
+            mask = addresses.ip_address(netmask.strip())
         except ValueError:
             raise ValueError(f"netmask {netmask!r} is not an address or a prefix length") from None
         if mask.version != address.version:
@@ -202,12 +203,12 @@ def parse_interface_address(address: object, netmask: object = None) -> IPInterf
     text = address.strip()
     if "/" in text:
         host, _, length = text.partition("/")
-        ip = ipaddress.ip_address(host)
-        return ipaddress.ip_interface(f"{ip}/{prefix_from_netmask(ip, length)}")
-    ip = ipaddress.ip_address(text)
+        ip = addresses.ip_address(host)
+        return addresses.Interface(ip, prefix_from_netmask(ip, length))
+    ip = addresses.ip_address(text)
     if netmask is None or netmask == "":
-        return ipaddress.ip_interface(f"{ip}/{ip.max_prefixlen}")
-    return ipaddress.ip_interface(f"{ip}/{prefix_from_netmask(ip, netmask)}")
+        return addresses.Interface(ip, ip.max_prefixlen)
+    return addresses.Interface(ip, prefix_from_netmask(ip, netmask))
 
 
 def parse_route_destination(network: object, netmask: object = None) -> IPNetwork:
@@ -220,7 +221,7 @@ def parse_route_destination(network: object, netmask: object = None) -> IPNetwor
 def parse_ip(value: object) -> IPAddress:
     if not isinstance(value, str):
         raise ValueError(f"address {value!r} is not a string")
-    return ipaddress.ip_address(value.strip())
+    return addresses.ip_address(value.strip())
 
 
 def valid_ifname(name: str) -> bool:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
-from metaboot.guest.network.model import IPv6Mode, Route, parse_interface_address
+from metaboot.guest.addresses import Interface, Network, ip_address
+from metaboot.guest.network.model import (
+    IPv6Mode,
+    Route,
+    parse_interface_address,
+    parse_route_destination,
+)
 from metaboot.guest.network.nocloud import parse_network_config
 from metaboot.guest.network.openstack import parse_network_data
 from tests.guest.network.netcases import CASES, MAC
 
 
-def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(text)
+def net(text: str) -> Network:
+    return parse_route_destination(text)
+
+
+def ip_interface(text: str) -> Interface:
+    return parse_interface_address(text)
 
 
 def test_every_network_type_maps_to_its_mode() -> None:
@@ -31,7 +39,7 @@ def test_every_network_type_maps_to_its_mode() -> None:
     assert by["l3"].ipv6 is IPv6Mode.SLAAC
     assert by["l4"].ipv6 is IPv6Mode.STATEFUL
     assert by["l5"].ipv6 is IPv6Mode.STATELESS
-    assert by["l6"].addresses == (ipaddress.ip_interface("2001:db8::9/56"),)
+    assert by["l6"].addresses == (ip_interface("2001:db8::9/56"),)
     assert by["l6"].accept_ra is False
 
 
@@ -41,7 +49,7 @@ def test_nova_example() -> None:
     (iface,) = model.interfaces
     assert (iface.key, iface.kind, iface.mac, iface.mtu, iface.dhcp4) == (
         "tapcd9f6d46-4a", "physical", MAC[1], None, True)  # fmt: skip
-    assert model.dns == (ipaddress.ip_address("8.8.8.8"),)
+    assert model.dns == (ip_address("8.8.8.8"),)
 
 
 def test_bond_and_vlan() -> None:
@@ -54,7 +62,7 @@ def test_bond_and_vlan() -> None:
     assert dict(bond.bond.options) == {"miimon": "100", "xmit_hash_policy": "layer3+4"}
     vlan = model.by_key()["vlan100"]
     assert vlan.vlan is not None and (vlan.vlan.vid, vlan.vlan.link) == (100, "bond0")
-    assert vlan.routes == (Route(net("0.0.0.0/0"), ipaddress.ip_address("172.16.100.1")),)
+    assert vlan.routes == (Route(net("0.0.0.0/0"), ip_address("172.16.100.1")),)
 
 
 def test_routes_and_per_network_dns() -> None:
@@ -202,8 +210,8 @@ def test_v2() -> None:
     nic0 = model.by_key()["nic0"]
     assert nic0.mac == MAC[1] and nic0.name is None  # bound by MAC, not by set-name
     assert nic0.mtu == 9000 and [str(d) for d in nic0.dns] == ["192.0.2.53"]
-    assert Route(net("10.0.0.0/8"), ipaddress.ip_address("192.0.2.254"), 50) in nic0.routes
-    assert Route(net("::/0"), ipaddress.ip_address("2001:db8::1")) in nic0.routes
+    assert Route(net("10.0.0.0/8"), ip_address("192.0.2.254"), 50) in nic0.routes
+    assert Route(net("::/0"), ip_address("2001:db8::1")) in nic0.routes
     byname = model.by_key()["byname"]
     assert byname.name == "byname" and byname.dhcp4 and byname.ipv6 is IPv6Mode.STATEFUL
     bond = model.by_key()["bond0"]

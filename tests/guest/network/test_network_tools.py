@@ -4,6 +4,7 @@ network-scripts source ifcfg files with. No daemon is started outside a test nam
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -99,7 +100,8 @@ def test_ifupdown_parses_and_plans(case: str, tmp_path: Path) -> None:
     for iface in network.interfaces:
         for address in iface.addresses:
             if address.version == 4:
-                assert f"ip addr add {address.ip}/{address.netmask}" in plan.stderr
+                netmask = ipaddress.ip_interface(str(address)).netmask  # as ifupdown prints it
+                assert f"ip addr add {address.ip}/{netmask}" in plan.stderr
             else:
                 assert f"ip -6 addr add {address.with_prefixlen}" in plan.stderr
     assert files
