@@ -10,6 +10,7 @@ failed, no source found, a broken agent config); recoverable errors are input it
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from metaboot.guest import layout, volatile
@@ -67,8 +68,21 @@ class StatusStore:
         self.root.makedirs(layout.RUN_DIR, mode=0o755)
         volatile.write(self.root, layout.STATUS_FILE, text, 0o644)
         if persist:
-            volatile.write(self.root, layout.STATUS_COPY, text, 0o644)
+            self._copy_to_disk(layout.STATUS_COPY, text)
         self.unsaved = False
+
+    def _copy_to_disk(self, guest_path: str, text: str) -> None:
+        """Write a copy on disk; during a boot, behind the boot (see metaboot.guest.writebehind):
+        made in the main thread while the boot's files are being fsynced, a rename waited
+        behind their journal commits (a millisecond or more, four times per boot). The runner
+        waits for the queue before the process ends; the copies stay in order."""
+        behind = self.root.write_behind
+        if behind is None:
+            volatile.write(self.root, guest_path, text, 0o644)
+            return
+        target = self.root.host_path(guest_path)
+        self.root.makedirs_host(os.path.dirname(target))
+        behind.later(lambda: volatile.write_host(target, text, 0o644), f"copy of {guest_path}")
 
     def stage(self, name: str) -> StageRecorder:
         return StageRecorder(self, name)
@@ -84,7 +98,7 @@ class StatusStore:
         }
         text = json.dumps(doc, indent=1) + "\n"
         volatile.write(self.root, layout.RESULT_FILE, text, 0o644)
-        volatile.write(self.root, layout.RESULT_COPY, text, 0o644)
+        self._copy_to_disk(layout.RESULT_COPY, text)
 
 
 class StageRecorder:

@@ -17,9 +17,15 @@ def write(root: Root, guest_path: str, content: bytes | str, mode: int = 0o644) 
     """Replace ``guest_path`` atomically (temporary file beside it, renamed over it), with
     plain ``os`` calls on the descriptor: the agent writes some fifty of these per first boot,
     and a buffered file object or a path lookup per step is measurable there."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
     target = root.host_path(guest_path)
     root.makedirs_host(os.path.dirname(target))
+    write_host(target, content, mode)
+
+
+def write_host(target: str, content: bytes | str, mode: int = 0o644) -> None:
+    """:func:`write` to a host path already mapped, in a directory that exists (for a write
+    handed to another thread: the path is mapped where the Root is used)."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = temporary_file(target)
     try:
         try:

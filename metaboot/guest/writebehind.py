@@ -41,7 +41,9 @@ class WriteBehind:
         self._wake = _thread.allocate_lock()  # released to wake the worker
         self._wake.acquire()
         self._drained = _thread.allocate_lock()  # held while anything is queued or running
-        self._queue: list[tuple[int | Callable[[], None], str]] = []
+        # (a descriptor to fsync, or an action; what it is; whether an action vouches for
+        # the files before it, and so must not run after a failed fsync)
+        self._queue: list[tuple[int | Callable[[], None], str, bool]] = []
         self._pending = 0
         self._started = False
         self._failed = False
@@ -49,13 +51,19 @@ class WriteBehind:
 
     def fsync(self, fd: int, path: str) -> None:
         """Take ``fd``, a file already in place at ``path``: fsync it, then close it."""
-        self._put((fd, path))
+        self._put((fd, path, True))
 
     def then(self, action: Callable[[], None], what: str) -> None:
         """Run ``action`` (``what`` names it in messages) once everything queued before it is
         durable; never, if an fsync failed: what it would vouch for may not be on the disk.
         What it raises is reported by :meth:`wait`."""
-        self._put((action, what))
+        self._put((action, what, True))
+
+    def later(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action`` in turn, behind what is queued, whether or not an fsync failed: for
+        writes that vouch for nothing (a copy of the status record on disk), which the boot
+        need not wait for."""
+        self._put((action, what, False))
 
     def wait(self) -> list[str]:
         """Block until everything queued has been done; the problems met since the last call
@@ -66,7 +74,7 @@ class WriteBehind:
             errors, self._errors = self._errors, []
         return errors
 
-    def _put(self, item: tuple[int | Callable[[], None], str]) -> None:
+    def _put(self, item: tuple[int | Callable[[], None], str, bool]) -> None:
         with self._lock:
             if not self._started:
                 try:
@@ -98,8 +106,8 @@ class WriteBehind:
                     if self._pending == 0:
                         self._drained.release()
 
-    def _do(self, item: tuple[int | Callable[[], None], str]) -> None:
-        target, what = item
+    def _do(self, item: tuple[int | Callable[[], None], str, bool]) -> None:
+        target, what, vouches = item
         if isinstance(target, int):
             try:
                 os.fsync(target)
@@ -109,7 +117,7 @@ class WriteBehind:
             finally:
                 os.close(target)
             return
-        if self._failed:
+        if self._failed and vouches:
             self._note(f"{what}: not written, an earlier file did not reach the disk")
             return
         try:

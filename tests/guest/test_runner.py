@@ -514,7 +514,18 @@ def test_one_process_saves_each_stage_end_with_the_next_stage_start(
             writes.append({"path": guest_path, "record": json.loads(content)})
         real_write(root_, guest_path, content, mode)
 
+    real_write_host = volatile.write_host
+
+    def spy_host(target: str, content: bytes | str, mode: int = 0o644) -> None:
+        # The copies on disk are written behind the boot, to the path mapped in the root.
+        if target.endswith("/var/lib/metaboot/data/status.json"):
+            writes.append(
+                {"path": "/var/lib/metaboot/data/status.json", "record": json.loads(content)}
+            )
+        real_write_host(target, content, mode)
+
     monkeypatch.setattr(volatile, "write", spy)
+    monkeypatch.setattr(volatile, "write_host", spy_host)
     code, _, _ = run_agent(root, standard_registry())
     assert code == 0
     copies = [w["record"] for w in writes if w["path"].startswith("/var/lib")]

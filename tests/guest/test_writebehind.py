@@ -152,6 +152,40 @@ def test_a_failed_fsync_stops_every_semaphore_behind_it(tmp_path: Path) -> None:
     assert behind.wait() == []  # reported once
 
 
+def test_a_later_write_runs_in_turn_even_after_a_failed_fsync() -> None:
+    """What vouches for nothing (a status copy) is still written, in its place in the queue."""
+    behind = WriteBehind()
+    done: list[str] = []
+    behind.later(lambda: done.append("copy 1"), "copy 1")
+    read_end, write_end = os.pipe()
+    behind.fsync(write_end, "/etc/broken")
+    behind.then(lambda: done.append("semaphore"), "semaphore /x")
+    behind.later(lambda: done.append("copy 2"), "copy 2")
+    problems = behind.wait()
+    assert done == ["copy 1", "copy 2"]
+    assert len(problems) == 2 and problems[1].startswith("semaphore /x: not written")
+    os.close(read_end)
+
+
+def test_status_copies_on_disk_are_written_behind_the_boot_and_waited_for(
+    tmp_path: Path,
+) -> None:
+    from metaboot.guest.status import StatusStore
+
+    root = Root(tmp_path)
+    behind = root.write_behind = WriteBehind()
+    gate = _gate(behind)
+    store = StatusStore(root)
+    store.save(persist=True)
+    assert root.exists("/run/metaboot/status.json")
+    assert not root.exists("/var/lib/metaboot/data/status.json")  # queued behind the gate
+    gate.release()
+    assert behind.wait() == []
+    assert root.read_text("/var/lib/metaboot/data/status.json") == root.read_text(
+        "/run/metaboot/status.json"
+    )
+
+
 def test_an_action_that_raises_is_reported_by_wait() -> None:
     behind = WriteBehind()
 
