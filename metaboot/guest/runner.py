@@ -668,7 +668,6 @@ class Runner:
                 rec.error(message)
             return result
         report = Report()
-        self.root.forget_paths()  # the last module may have run commands: see Root._resolve
         ctx = ModuleContext(
             cfg=cfg,
             instance=instance,

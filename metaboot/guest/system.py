@@ -110,7 +110,7 @@ class Root:
     def forget_paths(self) -> None:
         """Forget which directories were seen free of symlinks (see :meth:`_resolve`): called
         whenever something other than the agent's own writes may have changed the tree (a
-        command ran; a new module starts)."""
+        command ran)."""
         self._plain.clear()
 
     def _resolve(self, guest_path: str, follow: bool) -> str:
@@ -120,7 +120,8 @@ class Root:
         # itself under the root, and is remembered: later paths in it need no lstat but their
         # last component's (none at all when it is not followed). The agent's own writes never
         # turn a directory into a symlink (a rename onto a directory fails); anything else
-        # that might, a command or the next module, comes after forget_paths().
+        # that might, a command the agent ran, is followed by forget_paths() (Root.run and
+        # CommandRunner call it; the background host-key job only moves files).
         parts = [p for p in guest_path.split("/") if p and p != "."]
         if parts and ".." not in parts:
             parent = "/".join(parts[:-1])

@@ -167,7 +167,7 @@ def test_reads_through_the_string_mapping_behave_like_pathlibs(tree: Path) -> No
 
 def test_a_directory_turned_into_a_link_is_followed_once_paths_are_forgotten(tree: Path) -> None:
     """Root remembers directories seen free of links (no lstat for paths in them again);
-    forget_paths() — called before each module and after each command — drops that."""
+    forget_paths() — called after each command — drops that."""
     (tree / "etc/ssh").mkdir()
     (tree / "srv/ssh").mkdir(parents=True)
     root = Root(tree)
