@@ -8,6 +8,8 @@ describes the same layout for the people who write modules and image recipes.
 
 from __future__ import annotations
 
+import functools
+
 from metaboot.guest.charsets import ASCII_ALNUM
 
 STATE_DIR = "/var/lib/metaboot"
@@ -54,6 +56,7 @@ BOOT_FINISHED = "boot-finished"
 _SAFE = frozenset(ASCII_ALNUM + "._-")
 
 
+@functools.lru_cache(maxsize=8)  # a boot asks for its instance's a few dozen times
 def instance_dirname(instance_id: str) -> str:
     """An instance-id as one safe path component (cloud-init replaces ``/``; we go further
     so that no id coming from a metadata service can name ``..`` or a hidden file)."""
