@@ -91,6 +91,20 @@ def _process(cls: type, frozen: bool) -> type:
     post_init = getattr(cls, "__post_init__", None)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Every field given, all by position or all by keyword: the common case, assigned
+        # straight (a boot makes a few hundred records).
+        if not kwargs and len(args) == len(names):
+            for name, value in zip(names, args, strict=True):
+                assign(self, name, value)
+            if post_init is not None:
+                post_init(self)
+            return
+        if not args and len(kwargs) == len(names) and known.issuperset(kwargs):
+            for name in names:
+                assign(self, name, kwargs[name])
+            if post_init is not None:
+                post_init(self)
+            return
         if len(args) > len(names):
             raise TypeError(
                 f"{qualname}.__init__() takes {len(names) + 1} positional arguments "

@@ -37,7 +37,8 @@ def test_construction_repr_and_equality_match_dataclasses(frozen: bool) -> None:
         (("a",), {}),
         (("a", 5), {"tags": ["x"]}),
         ((), {"name": "b", "note": "n"}),
-        (("a", 1, ["t"], "n"), {}),
+        (("a", 1, ["t"], "n"), {}),  # every field by position
+        ((), {"note": "n", "tags": ["t"], "size": 2, "name": "c"}),  # every field by keyword
     ]:
         mine, real = ours(*args, **kwargs), theirs(*args, **kwargs)
         assert repr(mine) == repr(real)
@@ -202,3 +203,19 @@ def test_the_standard_dataclasses_functions_work_on_records() -> None:
     assert out["instance_id"] == "i-1" and out["user_data"] == b"x"
     assert out == _records.asdict(data)
     assert dataclasses.replace(data, instance_id="i-2").instance_id == "i-2"
+
+
+def test_post_init_runs_however_the_fields_are_given() -> None:
+    for impl in (_records, dataclasses):
+
+        @impl.dataclass
+        class Sized:
+            name: str
+            size: int = 0
+
+            def __post_init__(self) -> None:
+                self.label = f"{self.name}:{self.size}"
+
+        assert Sized("a", 2).label == "a:2"  # every field by position
+        assert Sized(size=3, name="b").label == "b:3"  # every field by keyword
+        assert Sized("c").label == "c:0"  # a default filled in
