@@ -6,8 +6,8 @@ is reported and the next one still runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 
+from metaboot.guest.choices import Choices
 from metaboot.guest.records import dataclass, field
 from metaboot.guest.sources.base import InstanceData
 from metaboot.guest.system import Root
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from metaboot.guest.log import Logger
 
 
-class Frequency(StrEnum):
+class Frequency(Choices):
     """cloud-init's frequency names, so ``[name, frequency]`` module entries carry over."""
 
     ALWAYS = "always"
@@ -27,7 +27,7 @@ class Frequency(StrEnum):
     ONCE = "once"
 
 
-class Stage(StrEnum):
+class Stage(Choices):
     LOCAL = "local"
     NETWORK = "network"
     CONFIG = "config"

@@ -10,9 +10,8 @@ parser, and every renderer prints the same canonical text.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from metaboot.guest import addresses
+from metaboot.guest.choices import Choices
 from metaboot.guest.records import dataclass, field
 
 TYPE_CHECKING = False  # typing is for mypy only: see metaboot/guest/__init__.py
@@ -29,7 +28,7 @@ _HEX = frozenset("0123456789abcdef")
 IFNAMSIZ = 15  # longest interface name the kernel accepts (16 bytes with the NUL)
 
 
-class IPv6Mode(StrEnum):
+class IPv6Mode(Choices):
     """How an interface gets IPv6 beyond its static addresses (neutron's address modes)."""
 
     NONE = "none"  # static addresses only (or no IPv6): router advertisements ignored

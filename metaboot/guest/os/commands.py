@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 
 from metaboot.errors import ConfigError, MetabootError
+from metaboot.guest.choices import Choices
 from metaboot.guest.records import dataclass
 from metaboot.guest.system import Root
 
@@ -27,7 +27,7 @@ OUTPUT_LOG = "/var/log/metaboot-output.log"
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class RootCommands(StrEnum):
+class RootCommands(Choices):
     """The ``root_commands`` setting: what to do with user commands on a non-live root."""
 
     CHROOT = "chroot"
