@@ -226,6 +226,10 @@ def fresh_image(base: Path, url: str) -> None:
         shutil.copy2(zone, base / "usr/share/zoneinfo/Etc/UTC")
     # As `metaboot image prepare` leaves it: the agent config's parse, keyed by its bytes.
     config.prime(Root(base))
+    # A booting image's files are on its disk already. Without this, the boot's first fsyncs
+    # (the journal commits ext4 makes for them) would also write out everything the bench
+    # wrote since the last commit: this image, the boots before it.
+    os.sync()
 
 
 def start_service(tmp: Path) -> tuple[subprocess.Popen[str], str]:
