@@ -89,11 +89,10 @@ def library_sources(
     exists: Callable[[str], bool], search: Sequence[str], names: Sequence[str] = LIBRARY
 ) -> dict[str, tuple[str, bool]]:
     """Where each of the ``names`` (:data:`LIBRARY`) has its source, as the guest's import
-    would find it:
-    the first of the ``search`` directories (in ``sys.path`` order) holding it as a module or
-    a package, by ``exists`` (a guest path test). A module that is built in or frozen in this
-    Python, or that no directory has as source (an extension module), is left out: the
-    ordinary import serves it. Returns ``{name: (guest path, is package)}``."""
+    would find it: the first of the ``search`` directories (in ``sys.path`` order) holding it
+    as a module or a package, by ``exists`` (a guest path test). A module that is built in or
+    frozen in this Python, or that no directory has as source (an extension module), is left
+    out: the ordinary import serves it. Returns ``{name: (guest path, is package)}``."""
     found: dict[str, tuple[str, bool]] = {}
     imp: Any = sys.modules["_imp"]
     for name in names:
@@ -195,7 +194,9 @@ def read_index(fd: int) -> tuple[int, bytes, dict[str, Entry], int]:
     except (EOFError, TypeError, ValueError) as err:
         raise ValueError(f"not a bundle: {err}") from None
     base = 4 + length
-    if len(head) != 4 or not isinstance(index, dict) or os.fstat(fd).st_size != base + total:
+    if len(head) != 4 or not isinstance(index, dict) or not isinstance(total, int):
+        raise ValueError("not a bundle")
+    if os.fstat(fd).st_size != base + total:
         raise ValueError("not a whole bundle")
     return form, magic, index, base
 

@@ -95,6 +95,9 @@ def test_no_bundle_or_another_pythons_bundle_is_not_used(tmp_path: Path) -> None
     rewrite_header(path, lambda h: (h[0], b"\x00\x00\r\n", *h[2:]))
     result = probe(site)
     assert result["used"] is False and result["runner"] == "SourceFileLoader"
+    for broken in ((2, b"", "index", 0), (2, b"", {}, "size"), (2, b"", {})):
+        rewrite_header(path, lambda _, broken=broken: broken)
+        assert probe(site)["used"] is False
     Path(path).write_bytes(b"not a bundle")
     assert probe(site)["used"] is False
 
