@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
         def load(self, name: str) -> Module: ...
 
+        def activated_by(self, name: str) -> tuple[str, ...] | None:
+            """The settings without which ``name`` has nothing to do, known without
+            loading it (empty: it always runs); None when that cannot be told."""
+            ...
+
 
 STAGE_ORDER = (Stage.LOCAL, Stage.NETWORK, Stage.CONFIG, Stage.FINAL)
 MODULE_LIST_KEYS = {
@@ -94,9 +99,10 @@ class Catalog:
     def idle(self, name: str, cfg: Mapping[str, Any]) -> bool:
         """True when the registry can tell, without loading the module called ``name``, that
         ``cfg`` gives it nothing to do: none of the keys it needs is set."""
-        known = getattr(self.registry, "activated_by", None)
-        keys: tuple[str, ...] | None = known(name) if known is not None else None
-        return keys is not None and bool(keys) and not any(key in cfg for key in keys)
+        keys = self.registry.activated_by(name)
+        if not keys:  # not known without loading it, or a module that always runs
+            return False
+        return not any(key in cfg for key in keys)
 
     def listed(
         self, stages: tuple[Stage, ...] = STAGE_ORDER, busy: Mapping[str, Any] | None = None
