@@ -76,85 +76,79 @@ def _compress(hextets: list[str]) -> list[str]:
     return hextets
 
 
-class Network:
+class _Prefixed:
+    """An address and a prefix length: what :class:`Network` and :class:`Interface` share."""
+
+    __slots__ = ("_address", "prefixlen")
+
+    def __init__(self, address: Address, prefixlen: int) -> None:
+        self._address = address
+        self.prefixlen = prefixlen
+
+    @property
+    def version(self) -> int:
+        return self._address.version
+
+    @property
+    def with_prefixlen(self) -> str:
+        return f"{self._address}/{self.prefixlen}"
+
+    def __str__(self) -> str:
+        return self.with_prefixlen
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.with_prefixlen!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Prefixed) or type(other) is not type(self):
+            return NotImplemented  # a network never equals an interface address
+        return (self._address, self.prefixlen) == (other._address, other.prefixlen)
+
+    def __hash__(self) -> int:
+        return hash((self._address, self.prefixlen))
+
+
+class Network(_Prefixed):
     """An address with its host bits cleared, and a prefix length (``10.0.0.0/8``)."""
 
-    __slots__ = ("network_address", "prefixlen")
+    __slots__ = ()
 
     def __init__(self, address: Address, prefixlen: int) -> None:
         width = address.max_prefixlen
         mask = ((1 << width) - 1) ^ ((1 << (width - prefixlen)) - 1)
-        self.network_address = Address(int(address) & mask, address.version)
-        self.prefixlen = prefixlen
+        super().__init__(Address(int(address) & mask, address.version), prefixlen)
 
     @property
-    def version(self) -> int:
-        return self.network_address.version
-
-    @property
-    def with_prefixlen(self) -> str:
-        return f"{self.network_address}/{self.prefixlen}"
+    def network_address(self) -> Address:
+        return self._address
 
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, Address) or address.version != self.version:
             return False
-        return Network(address, self.prefixlen).network_address == self.network_address
-
-    def __str__(self) -> str:
-        return self.with_prefixlen
-
-    def __repr__(self) -> str:
-        return f"Network({self.with_prefixlen!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Network):
-            return NotImplemented
-        return (self.network_address, self.prefixlen) == (other.network_address, other.prefixlen)
-
-    def __hash__(self) -> int:
-        return hash((self.network_address, self.prefixlen))
+        return Network(address, self.prefixlen).network_address == self._address
 
 
-class Interface:
+class Interface(_Prefixed):
     """An address on a link with its prefix length (``10.0.0.5/24``)."""
 
-    __slots__ = ("ip", "prefixlen")
+    __slots__ = ()
 
     def __init__(self, ip: Address, prefixlen: int) -> None:
         if not 0 <= prefixlen <= ip.max_prefixlen:
             raise ValueError(f"prefix length {prefixlen} is out of range for IPv{ip.version}")
-        self.ip = ip
-        self.prefixlen = prefixlen
+        super().__init__(ip, prefixlen)
 
     @property
-    def version(self) -> int:
-        return self.ip.version
+    def ip(self) -> Address:
+        return self._address
 
     @property
     def max_prefixlen(self) -> int:
-        return self.ip.max_prefixlen
+        return self._address.max_prefixlen
 
     @property
     def network(self) -> Network:
-        return Network(self.ip, self.prefixlen)
-
-    @property
-    def with_prefixlen(self) -> str:
-        return f"{self.ip}/{self.prefixlen}"
-
-    def __str__(self) -> str:
-        return self.with_prefixlen
-
-    def __repr__(self) -> str:
-        return f"Interface({self.with_prefixlen!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Interface):
-            return NotImplemented
-        return (self.ip, self.prefixlen) == (other.ip, other.prefixlen)
-
-    def __hash__(self) -> int:
-        return hash((self.ip, self.prefixlen))
+        return Network(self._address, self.prefixlen)
 
 
 def ip_address(text: str) -> Address:

@@ -183,7 +183,7 @@ def install_package(
         # Bytecode made now saves the guest compiling the agent on its first boot, which is
         # the boot that matters. Only valid when our Python's bytecode matches the image's.
         compileall.compile_dir(staging, quiet=1, ddir=f"{site}/metaboot", workers=1, legacy=False)
-        # And all of it in one file, which the launcher reads once (metaboot.guest.bundle),
+        # And all of it in one file, which the launcher opens once (metaboot.guest.bundle),
         # with the library modules a boot imports, from where the guest's sys.path has them.
         python = library_root or root
         search = (f"/usr/lib/python{compile_for[0]}.{compile_for[1]}", SITE_PACKAGES)
